@@ -235,6 +235,12 @@ void tg_config_errors_print(const tg_config_errors_t *errs, FILE *out);
 tg_config_t *tg_config_retain(tg_config_t *c);
 void tg_config_release(tg_config_t *c);
 
+/* The effective configuration as JSON (for GET /config): the file's key
+ * names and units with every default filled in, so the text is itself a
+ * loadable config. Secrets (admin.token, credential-like header values) read
+ * "[redacted]". Returns a malloc'd string the caller frees, NULL on OOM. */
+char *tg_config_to_json(const tg_config_t *c);
+
 /* Unit parsers, exported for reuse and tests. Return 0 or -1. */
 int tg_parse_duration_ms(const char *s, uint64_t *out); /* "250ms" "5s" "2m" "1h" "1d" bare = s */
 int tg_parse_size(const char *s, uint64_t *out);        /* "512" "16KiB" "10MiB" "1GiB" "KB/MB/GB" */

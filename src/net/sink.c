@@ -1,0 +1,75 @@
+#include "net/sink.h"
+
+#include <string.h>
+
+void tg_sink_init(tg_sink_t *s, uv_stream_t *stream, tg_sink_drain_cb on_drain, void *data)
+{
+    memset(s, 0, sizeof *s);
+    s->stream = stream;
+    s->on_drain = on_drain;
+    s->data = data;
+}
+
+void tg_sink_push(tg_sink_t *s, const void *p, size_t n)
+{
+    if (n == 0)
+        return;
+    s->iov[s->niov++] = uv_buf_init((char *)p, (unsigned)n);
+}
+
+void tg_sink_push_copy(tg_sink_t *s, const char *p, size_t n)
+{
+    char *dst = s->scratch[s->nscratch++];
+    memcpy(dst, p, n);
+    tg_sink_push(s, dst, n);
+}
+
+static void write_done(uv_write_t *req, int status)
+{
+    tg_sink_t *s = req->data;
+    s->pending = false;
+    s->niov = 0;
+    s->nscratch = 0;
+    s->on_drain(s, status);
+}
+
+int tg_sink_flush(tg_sink_t *s)
+{
+    if (s->pending)
+        return 1;
+    if (s->niov == 0)
+        return 0;
+    size_t total = 0;
+    for (unsigned i = 0; i < s->niov; i++)
+        total += s->iov[i].len;
+    int n = uv_try_write(s->stream, s->iov, s->niov);
+    if (n == UV_EAGAIN || n == UV_ENOSYS)
+        n = 0;
+    if (n < 0)
+        return n;
+    s->bytes_written += (uint64_t)n;
+    if ((size_t)n == total) {
+        s->niov = 0;
+        s->nscratch = 0;
+        return 0;
+    }
+    /* Skip what went out; queue the rest. Scratch slots stay until the drain. */
+    unsigned first = 0;
+    size_t left = (size_t)n;
+    while (left >= s->iov[first].len) {
+        left -= s->iov[first].len;
+        first++;
+    }
+    s->iov[first].base += left;
+    s->iov[first].len -= (unsigned)left;
+    size_t rest = 0;
+    for (unsigned i = first; i < s->niov; i++)
+        rest += s->iov[i].len;
+    s->req.data = s;
+    int r = uv_write(&s->req, s->stream, s->iov + first, s->niov - first, write_done);
+    if (r < 0)
+        return r;
+    s->bytes_written += rest; /* counted as sent once handed to the kernel queue */
+    s->pending = true;
+    return 1;
+}

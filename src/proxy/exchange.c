@@ -1,0 +1,492 @@
+#include "proxy/exchange_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include "http/h1.h"
+#include "http/path.h"
+#include "util/log.h"
+
+static void connect_upstream(tg_exchange_t *ex);
+static const tg_upstream_events_t up_events;
+
+tg_arena_t *tg_exchange_arena(tg_exchange_t *ex) { return &ex->arena; }
+
+static uint64_t now_real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static tg_str_t copy(tg_exchange_t *ex, tg_str_t s) { return tg_arena_str_dup(&ex->arena, s); }
+
+static tg_str_t header_value(const tg_request_t *req, const char *name)
+{
+    const tg_header_t *h = tg_headers_find(req->headers, req->nheaders, name);
+    return h ? h->value : TG_STR_NULL;
+}
+
+/* Copies what the exchange keeps of the request; slices die with the call. */
+static int capture_request(tg_exchange_t *ex, const tg_downstream_info_t *info, const tg_request_t *req)
+{
+    ex->method = copy(ex, req->method);
+    ex->target = copy(ex, req->target);
+    ex->authority = copy(ex, req->authority);
+    ex->query = copy(ex, req->query);
+    ex->user_agent = copy(ex, header_value(req, "user-agent"));
+    ex->referer = copy(ex, header_value(req, "referer"));
+    if (ex->method.p == NULL || ex->target.p == NULL)
+        return -1;
+    ex->minor = req->version_minor;
+    ex->head_req = tg_str_eq(req->method, TG_STR_LIT("HEAD"));
+    ex->expect_continue = req->expect_continue && req->version_minor >= 1;
+    ex->req_body = req->body;
+    ex->req_cl = req->content_length;
+    ex->req_done = req->body == TG_BODY_NONE || (req->body == TG_BODY_LENGTH && req->content_length == 0);
+    ex->bytes_in = info->head_bytes;
+    char hostbuf[256];
+    int hl = tg_host_normalize(req->authority, hostbuf, sizeof hostbuf);
+    ex->host = hl > 0 ? tg_arena_str_dup(&ex->arena, tg_str(hostbuf, (size_t)hl)) : TG_STR_LIT("");
+    tg__ex_request_id(ex, req);
+    tg__ex_client_ip(ex, info->peer, req);
+    return 0;
+}
+
+static int normalize_path(tg_exchange_t *ex, const tg_request_t *req)
+{
+    if (req->path.len == 0 || req->path.p[0] != '/')
+        return req->path.len == 0 && tg_str_eq(req->target, TG_STR_LIT("*")) ? 1 : -1;
+    char *out = tg_arena_alloc(&ex->arena, req->path.len + 1);
+    size_t n = 0;
+    if (out == NULL || tg_path_normalize(req->path.p, req->path.len, out, req->path.len + 1, &n) != TG_PATH_OK)
+        return -1;
+    ex->path = tg_str(out, n);
+    return 0;
+}
+
+tg_exchange_t *tg_exchange_start(tg_worker_t *w, const tg_downstream_ops_t *ops, void *ctx,
+                                 const tg_downstream_info_t *info, const tg_request_t *req)
+{
+    tg_exchange_t *ex = calloc(1, sizeof *ex);
+    if (ex == NULL)
+        return NULL;
+    tg_arena_init(&ex->arena, 4096);
+    ex->w = w;
+    ex->gen = w->gen;
+    ex->ops = ops;
+    ex->ctx = ctx;
+    ex->t0 = uv_hrtime();
+    ex->t0_real = now_real_ns();
+    ex->up_ms = -1;
+    w->requests++;
+    if (capture_request(ex, info, req) < 0) {
+        tg__ex_respond_error(ex, 503, "out_of_memory");
+        return ex;
+    }
+    int pr = normalize_path(ex, req);
+    if (pr != 0) {
+        /* "OPTIONS *" has no path to route; everything else must be a clean path. */
+        tg__ex_respond_error(ex, 400, pr > 0 ? "no_route" : "bad_path");
+        return ex;
+    }
+    tg_route_input_t in = { .host = ex->host, .method = req->method, .path = ex->path,
+                            .query = req->query, .headers = req->headers, .nheaders = req->nheaders };
+    ex->route = tg_router_match(ex->gen->router, &in);
+    if (ex->route == NULL) {
+        tg__ex_respond_error(ex, 404, "no_route");
+        return ex;
+    }
+    const tg_config_t *cfg = ex->gen->cfg;
+    ex->max_body = ex->route->max_body_bytes ? ex->route->max_body_bytes : cfg->server.limits.max_body_bytes;
+    if (req->body == TG_BODY_LENGTH && req->content_length > ex->max_body) {
+        tg__ex_respond_error(ex, 413, "body_too_large");
+        return ex;
+    }
+    if (ex->route->has_respond) {
+        tg__ex_respond_direct(ex);
+        return ex;
+    }
+    const tg_upstream_cfg_t *ucfg = ex->route->upstream;
+    ex->up_index = ucfg->index;
+    ex->up = &ex->gen->ups.v[ucfg->index];
+    ex->response_timeout_ms = ex->route->response_timeout_ms ? ex->route->response_timeout_ms
+                                                             : ucfg->response_timeout_ms;
+    uint32_t attempts = ex->route->has_retries ? ex->route->retry_attempts : ucfg->retry_attempts;
+    ex->max_tries = 1 + attempts;
+    ex->tried = tg_arena_calloc(&ex->arena, ex->up->nservers ? ex->up->nservers : 1);
+    if (ex->tried == NULL || tg__ex_build_upstream_head(ex, req) < 0) {
+        tg__ex_respond_error(ex, 503, "out_of_memory");
+        return ex;
+    }
+    connect_upstream(ex);
+    return ex;
+}
+
+static void drop_server(tg_exchange_t *ex, bool failed)
+{
+    if (ex->srv == NULL)
+        return;
+    atomic_fetch_sub_explicit(&ex->srv->active, 1, memory_order_relaxed);
+    if (failed)
+        atomic_fetch_add_explicit(&ex->srv->failures, 1, memory_order_relaxed);
+    ex->srv = NULL;
+}
+
+static void upstream_failed(tg_exchange_t *ex, int err, bool got_bytes)
+{
+    bool was_reused = ex->uc_reused;
+    int srv_index = ex->srv ? (int)ex->srv->index : -1;
+    ex->uc = NULL;
+    ex->uc_ready = false;
+    ex->up_pending = false;
+    drop_server(ex, true);
+    if (ex->resp_head_sent) {
+        tg__ex_finish(ex, false); /* a half-sent response can only be cut */
+        return;
+    }
+    /* A pooled connection that the server closed as we reused it: the request
+     * never reached the application, so it is safe to send it again on a new
+     * connection (nginx and Envoy do the same). Connect failures move on to
+     * another server while retries are allowed. */
+    bool replayable = !ex->body_started && !got_bytes;
+    bool stale_pooled = was_reused && replayable && err != UV_ETIMEDOUT;
+    bool connect_failure = !ex->uc_reused && replayable && ex->tries < ex->max_tries &&
+                           err != UV_ETIMEDOUT;
+    if (stale_pooled) {
+        if (srv_index >= 0)
+            ex->tried[srv_index] = 0;
+        ex->tries--; /* not the server's fault: does not use up a retry */
+    }
+    if (stale_pooled || (connect_failure && !ex->resp_head_sent)) {
+        connect_upstream(ex);
+        return;
+    }
+    if (err == UV_ETIMEDOUT)
+        tg__ex_respond_error(ex, 504, "upstream_timeout");
+    else
+        tg__ex_respond_error(ex, 502, "bad_gateway");
+}
+
+static void queue_request_end(tg_exchange_t *ex);
+
+/* The upstream connection can take the request now. */
+static void upstream_ready(tg_exchange_t *ex)
+{
+    ex->uc_ready = true;
+    ex->t_up = uv_hrtime();
+    tg_h1c_begin(ex->uc, ex->head_req, ex->response_timeout_ms);
+    tg_h1c_push(ex->uc, ex->up_head, ex->up_head_len);
+    if (ex->req_done)
+        queue_request_end(ex);
+    int r = tg_h1c_flush(ex->uc);
+    if (r < 0) {
+        tg_h1c_abort(ex->uc);
+        upstream_failed(ex, r, false);
+        return;
+    }
+    if (r == 1) {
+        ex->up_pending = true;
+        return;
+    }
+    if (ex->req_end_queued) {
+        ex->req_sent = true;
+        tg_h1c_request_sent(ex->uc);
+    }
+    if (ex->expect_continue && !ex->continue_sent && !ex->req_done) {
+        ex->continue_sent = true;
+        ex->ops->send_continue(ex->ctx);
+    }
+    if (ex->req_paused) {
+        ex->req_paused = false;
+        ex->ops->resume_request(ex->ctx); /* last: it may deliver body right away */
+    }
+}
+
+static void connect_upstream(tg_exchange_t *ex)
+{
+    tg_worker_t *w = ex->w;
+    int pick = tg_swrr_pick(ex->up, w->swrr[ex->up_index], ex->tried);
+    if (pick < 0) {
+        if (ex->tries == 0)
+            tg__ex_respond_error(ex, 503, "no_server_available");
+        else
+            tg__ex_respond_error(ex, 502, "bad_gateway");
+        return;
+    }
+    ex->tried[pick] = 1;
+    ex->tries++;
+    ex->srv = &ex->up->servers[pick];
+    ex->up_label = ex->srv->cfg->address;
+    atomic_fetch_add_explicit(&ex->srv->active, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ex->srv->requests, 1, memory_order_relaxed);
+    int err = 0;
+    bool reused = false;
+    ex->uc = tg_h1c_acquire(w, ex->up_index, ex->up, ex->srv, &up_events, ex, &reused, &err);
+    ex->uc_reused = reused;
+    if (ex->uc == NULL) {
+        upstream_failed(ex, err, false);
+        return;
+    }
+    if (reused)
+        upstream_ready(ex);
+}
+
+/* ---- request body, downstream → upstream ---- */
+
+static bool upstream_flush(tg_exchange_t *ex)
+{
+    int r = tg_h1c_flush(ex->uc);
+    if (r == 1) {
+        ex->up_pending = true;
+        return false;
+    }
+    if (r < 0) {
+        tg_h1c_abort(ex->uc);
+        upstream_failed(ex, r, false);
+        return false;
+    }
+    return true;
+}
+
+size_t tg_exchange_request_body(tg_exchange_t *ex, const char *p, size_t n)
+{
+    if (!ex->uc_ready || ex->up_pending) {
+        ex->req_paused = true;
+        return 0;
+    }
+    if (ex->body_seen + n > ex->max_body) {
+        if (!ex->resp_head_sent) {
+            if (ex->uc) {
+                tg_h1c_abort(ex->uc);
+                ex->uc = NULL;
+                drop_server(ex, false);
+            }
+            tg__ex_respond_error(ex, 413, "body_too_large");
+        }
+        return 0;
+    }
+    bool chunked = ex->req_body == TG_BODY_CHUNKED;
+    if (tg_h1c_room(ex->uc) < (chunked ? 3u : 1u) && !upstream_flush(ex)) {
+        ex->req_paused = true;
+        return 0;
+    }
+    if (chunked) {
+        char line[24];
+        ssize_t l = tg_h1_write_chunk_size(line, sizeof line, n);
+        tg_h1c_push_copy(ex->uc, line, (size_t)l);
+        tg_h1c_push(ex->uc, p, n);
+        tg_h1c_push(ex->uc, "\r\n", 2);
+    } else {
+        tg_h1c_push(ex->uc, p, n);
+    }
+    ex->body_seen += n;
+    ex->bytes_in += n;
+    ex->body_started = true;
+    return n;
+}
+
+static void queue_request_end(tg_exchange_t *ex)
+{
+    if (ex->req_end_queued)
+        return;
+    if (ex->req_body == TG_BODY_CHUNKED)
+        tg_h1c_push(ex->uc, "0\r\n\r\n", 5);
+    ex->req_end_queued = true;
+}
+
+void tg_exchange_request_end(tg_exchange_t *ex, const tg_header_t *trailers, size_t n)
+{
+    ex->req_done = true;
+    if (!ex->uc_ready)
+        return; /* queued by upstream_ready */
+    if (ex->req_body == TG_BODY_CHUNKED && n > 0) {
+        char *buf = tg_arena_alloc(&ex->arena, tg_h1_head_size(TG_STR_NULL, TG_STR_NULL, trailers, n) + 8);
+        ssize_t l = buf ? tg_h1_write_last_chunk(buf, SIZE_MAX, trailers, n) : -1;
+        if (l > 0) {
+            if (tg_h1c_room(ex->uc) < 1 && !upstream_flush(ex))
+                return; /* queued at drain */
+            tg_h1c_push(ex->uc, buf, (size_t)l);
+            ex->req_end_queued = true;
+            return;
+        }
+    }
+    if (tg_h1c_room(ex->uc) < 1 && !upstream_flush(ex))
+        return;
+    queue_request_end(ex);
+}
+
+int tg_exchange_request_flush(tg_exchange_t *ex)
+{
+    if (ex->uc == NULL || !ex->uc_ready)
+        return 0;
+    if (ex->up_pending)
+        return 1;
+    if (!upstream_flush(ex))
+        return ex->up_pending ? 1 : 0;
+    if (ex->req_end_queued && !ex->req_sent) {
+        ex->req_sent = true;
+        tg_h1c_request_sent(ex->uc);
+    }
+    return 0;
+}
+
+/* ---- upstream events ---- */
+
+static void ev_connected(void *ctx, int status)
+{
+    tg_exchange_t *ex = ctx;
+    if (status < 0) {
+        ex->uc = NULL;
+        upstream_failed(ex, status, false);
+        return;
+    }
+    upstream_ready(ex);
+}
+
+static int ev_head(void *ctx, const tg_response_t *resp)
+{
+    tg_exchange_t *ex = ctx;
+    if (resp->status < 200) {
+        /* 100 was answered by the gateway itself; other 1xx go to 1.1 clients. */
+        if (resp->status == 100 || ex->minor == 0)
+            return 0;
+        tg_response_t out;
+        if (tg__ex_response_headers(ex, resp, &out) == 0)
+            ex->ops->response_head(ex->ctx, ex, &out);
+        return 0; /* an informational head that cannot be relayed is dropped */
+    }
+    ex->up_status = resp->status;
+    ex->status = resp->status;
+    ex->up_ms = (double)(uv_hrtime() - ex->t_up) / 1e6;
+    tg_response_t out;
+    if (tg__ex_response_headers(ex, resp, &out) < 0 || ex->ops->response_head(ex->ctx, ex, &out) < 0) {
+        /* Nothing was sent yet: answer 502 instead of cutting the stream. */
+        ex->uc = NULL;
+        drop_server(ex, false);
+        tg__ex_respond_error(ex, 502, "bad_gateway");
+        return -1;
+    }
+    ex->resp_head_sent = true;
+    return 0;
+}
+
+static size_t ev_body(void *ctx, const char *p, size_t n)
+{
+    tg_exchange_t *ex = ctx;
+    size_t taken = 0;
+    while (taken < n && !ex->down_pending) {
+        size_t t = ex->ops->response_body(ex->ctx, p + taken, n - taken);
+        taken += t;
+        if (taken == n)
+            break;
+        int r = ex->ops->flush(ex->ctx);
+        if (r == 1)
+            ex->down_pending = true;
+        else if (r < 0)
+            break; /* the downstream is gone; it aborts us from its side */
+    }
+    ex->bytes_out += taken;
+    if (taken < n)
+        ex->up_paused = true;
+    return taken;
+}
+
+static void ev_end(void *ctx, const tg_header_t *trailers, size_t n)
+{
+    tg_exchange_t *ex = ctx;
+    ex->resp_done = true;
+    ex->ops->response_end(ex->ctx, ex, trailers, n);
+    tg_h1c_release(ex->uc, ex->req_sent);
+    ex->uc = NULL;
+    drop_server(ex, false);
+    int r = ex->ops->flush(ex->ctx);
+    if (r == 1) {
+        ex->down_pending = true;
+        return;
+    }
+    if (r == 0)
+        tg__ex_finish(ex, true);
+}
+
+static int ev_batch_done(void *ctx)
+{
+    tg_exchange_t *ex = ctx;
+    if (ex->down_pending)
+        return 1;
+    int r = ex->ops->flush(ex->ctx);
+    if (r == 1) {
+        ex->down_pending = true;
+        ex->up_paused = true;
+        return 1;
+    }
+    return 0;
+}
+
+static void ev_error(void *ctx, int err, bool got_bytes)
+{
+    upstream_failed(ctx, err, got_bytes);
+}
+
+static void ev_drained(void *ctx)
+{
+    tg_exchange_t *ex = ctx;
+    ex->up_pending = false;
+    if (ex->req_done && !ex->req_end_queued) {
+        queue_request_end(ex);
+        if (!upstream_flush(ex))
+            return;
+    }
+    if (ex->req_end_queued && !ex->req_sent) {
+        ex->req_sent = true;
+        tg_h1c_request_sent(ex->uc);
+    }
+    if (ex->expect_continue && !ex->continue_sent && !ex->req_done) {
+        ex->continue_sent = true;
+        ex->ops->send_continue(ex->ctx);
+    }
+    if (ex->req_paused) {
+        ex->req_paused = false;
+        ex->ops->resume_request(ex->ctx);
+    }
+}
+
+static const tg_upstream_events_t up_events = {
+    .connected = ev_connected,
+    .head = ev_head,
+    .body = ev_body,
+    .end = ev_end,
+    .batch_done = ev_batch_done,
+    .error = ev_error,
+    .drained = ev_drained,
+};
+
+/* ---- downstream events ---- */
+
+void tg_exchange_downstream_drained(tg_exchange_t *ex, int status)
+{
+    ex->down_pending = false;
+    if (status < 0)
+        return; /* the codec aborts us */
+    if (ex->resp_done) {
+        tg__ex_finish(ex, true);
+        return;
+    }
+    if (ex->up_paused && ex->uc) {
+        ex->up_paused = false;
+        tg_h1c_resume(ex->uc);
+    }
+}
+
+void tg_exchange_abort(tg_exchange_t *ex, int status)
+{
+    if (ex->uc) {
+        tg_h1c_abort(ex->uc);
+        ex->uc = NULL;
+    }
+    drop_server(ex, false);
+    if (!ex->resp_head_sent || ex->status == 0)
+        ex->status = status;
+    ex->ops = NULL; /* no op may be called from here on */
+    tg__ex_finish(ex, false);
+}

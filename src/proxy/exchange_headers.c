@@ -1,0 +1,340 @@
+/* Header shaping for both directions: forwarded headers, hop-by-hop removal,
+ * identity headers and the route's header operations. */
+#include "proxy/exchange_int.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include "http/h1.h"
+
+typedef struct hlist {
+    tg_header_t *v;
+    size_t n, cap;
+} hlist_t;
+
+static int hl_init(tg_exchange_t *ex, hlist_t *l, size_t cap)
+{
+    l->v = tg_arena_alloc(&ex->arena, cap * sizeof *l->v);
+    l->n = 0;
+    l->cap = cap;
+    return l->v ? 0 : -1;
+}
+
+static void hl_add(hlist_t *l, tg_str_t name, tg_str_t value)
+{
+    if (l->n < l->cap)
+        l->v[l->n++] = (tg_header_t){ name, value };
+}
+
+static void hl_remove(hlist_t *l, tg_str_t name)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (!tg_str_ieq(l->v[i].name, name))
+            l->v[o++] = l->v[i];
+    l->n = o;
+}
+
+/* Framing fields belong to the codec; routes cannot override them. */
+static bool is_framing(tg_str_t name)
+{
+    return tg_str_ieq_c(name, "content-length") || tg_str_ieq_c(name, "transfer-encoding");
+}
+
+static void apply_ops(hlist_t *l, const tg_header_ops_cfg_t *ops)
+{
+    for (size_t i = 0; i < ops->nremove; i++)
+        if (!is_framing(tg_str_c(ops->remove[i])))
+            hl_remove(l, tg_str_c(ops->remove[i]));
+    for (size_t i = 0; i < ops->nset; i++) {
+        tg_str_t name = tg_str_c(ops->set[i].name);
+        if (is_framing(name))
+            continue;
+        hl_remove(l, name);
+        hl_add(l, name, tg_str_c(ops->set[i].value));
+    }
+    for (size_t i = 0; i < ops->nadd; i++)
+        if (!is_framing(tg_str_c(ops->add[i].name)))
+            hl_add(l, tg_str_c(ops->add[i].name), tg_str_c(ops->add[i].value));
+}
+
+static size_t ops_count(const tg_header_ops_cfg_t *ops) { return ops->nset + ops->nadd; }
+
+/* Is `name` listed in any Connection field of h[0..n)? (RFC 9110 §7.6.1) */
+static bool connection_listed(const tg_header_t *h, size_t n, tg_str_t name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!tg_str_ieq_c(h[i].name, "connection"))
+            continue;
+        char tok[128];
+        if (name.len >= sizeof tok)
+            return false;
+        memcpy(tok, name.p, name.len);
+        tok[name.len] = '\0';
+        if (tg_str_list_has_token(h[i].value, tok))
+            return true;
+    }
+    return false;
+}
+
+static bool drop_hop(const tg_header_t *h, size_t n, tg_str_t name)
+{
+    return tg_http_is_hop_by_hop(name) || connection_listed(h, n, name);
+}
+
+/* Joins several field lines of one name with ", ", in order. */
+static tg_str_t join_values(tg_exchange_t *ex, const tg_request_t *req, const char *name)
+{
+    size_t total = 0, count = 0;
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (tg_str_ieq_c(req->headers[i].name, name)) {
+            total += req->headers[i].value.len + 2;
+            count++;
+        }
+    if (count == 0)
+        return TG_STR_NULL;
+    char *buf = tg_arena_alloc(&ex->arena, total);
+    if (buf == NULL)
+        return TG_STR_NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (!tg_str_ieq_c(req->headers[i].name, name))
+            continue;
+        if (o) {
+            memcpy(buf + o, ", ", 2);
+            o += 2;
+        }
+        memcpy(buf + o, req->headers[i].value.p, req->headers[i].value.len);
+        o += req->headers[i].value.len;
+    }
+    return tg_str(buf, o);
+}
+
+static tg_str_t concat(tg_exchange_t *ex, tg_str_t prev, const char *sep, const char *fmt_value)
+{
+    char *s = prev.len ? tg_arena_printf(&ex->arena, "%.*s%s%s", (int)prev.len, prev.p, sep, fmt_value)
+                       : tg_arena_strdup(&ex->arena, fmt_value);
+    return tg_str_c(s);
+}
+
+/* Headers the gateway owns on the way up: client copies are replaced. */
+static bool replaced_upstream(tg_str_t name)
+{
+    static const char *const names[] = { "host", "content-length", "transfer-encoding", "expect",
+                                         "x-request-id", "x-forwarded-for", "x-forwarded-proto",
+                                         "x-forwarded-host", "x-real-ip", "forwarded", "via" };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (tg_str_ieq_c(name, names[i]))
+            return true;
+    return false;
+}
+
+static tg_str_t target_for_upstream(tg_exchange_t *ex, const tg_request_t *req)
+{
+    tg_str_t path = tg_route_rewrite_path(ex->route, ex->path, &ex->arena);
+    if (path.p == NULL)
+        return TG_STR_NULL;
+    if (req->query.len == 0)
+        return path;
+    return tg_str_c(tg_arena_printf(&ex->arena, "%.*s?%.*s", (int)path.len, path.p,
+                                    (int)req->query.len, req->query.p));
+}
+
+static tg_str_t header_or_null(const tg_request_t *req, const char *name)
+{
+    const tg_header_t *h = tg_headers_find(req->headers, req->nheaders, name);
+    return h ? h->value : TG_STR_NULL;
+}
+
+static void add_forwarded(tg_exchange_t *ex, const tg_request_t *req, hlist_t *l)
+{
+    bool trust = ex->peer_trusted;
+    tg_str_t xff = join_values(ex, req, "x-forwarded-for");
+    hl_add(l, TG_STR_LIT("X-Forwarded-For"), concat(ex, xff, ", ", ex->peer_ip));
+    tg_str_t proto = trust ? header_or_null(req, "x-forwarded-proto") : TG_STR_NULL;
+    hl_add(l, TG_STR_LIT("X-Forwarded-Proto"), proto.len ? proto : TG_STR_LIT("http"));
+    tg_str_t fhost = trust ? header_or_null(req, "x-forwarded-host") : TG_STR_NULL;
+    hl_add(l, TG_STR_LIT("X-Forwarded-Host"), fhost.len ? fhost : ex->authority);
+    hl_add(l, TG_STR_LIT("X-Real-IP"), tg_str_c(ex->client_ip));
+    /* RFC 7239: IPv6 nodes are bracketed and quoted. */
+    bool v6 = strchr(ex->peer_ip, ':') != NULL;
+    char *node = tg_arena_printf(&ex->arena, v6 ? "for=\"[%s]\"" : "for=%s", ex->peer_ip);
+    char *elem = tg_arena_printf(&ex->arena, "%s;host=\"%.*s\";proto=http", node ? node : "",
+                                 (int)ex->authority.len, ex->authority.p);
+    tg_str_t prev = trust ? join_values(ex, req, "forwarded") : TG_STR_NULL;
+    hl_add(l, TG_STR_LIT("Forwarded"), concat(ex, prev, ", ", elem ? elem : ""));
+    tg_str_t via = join_values(ex, req, "via");
+    hl_add(l, TG_STR_LIT("Via"), concat(ex, via, ", ", req->version_minor ? "1.1 tollgate" : "1.0 tollgate"));
+    hl_add(l, TG_STR_LIT("X-Request-Id"), tg_str(ex->request_id, ex->rid_len));
+}
+
+int tg__ex_build_upstream_head(tg_exchange_t *ex, const tg_request_t *req)
+{
+    hlist_t l;
+    if (hl_init(ex, &l, req->nheaders + 12 + ops_count(&ex->route->request_headers)) < 0)
+        return -1;
+    if (req->authority.len)
+        hl_add(&l, TG_STR_LIT("Host"), ex->authority);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        tg_str_t name = req->headers[i].name;
+        if (replaced_upstream(name) || drop_hop(req->headers, req->nheaders, name))
+            continue;
+        hl_add(&l, name, req->headers[i].value);
+    }
+    add_forwarded(ex, req, &l);
+    char clen[24];
+    if (req->body == TG_BODY_LENGTH) {
+        int n = snprintf(clen, sizeof clen, "%llu", (unsigned long long)req->content_length);
+        hl_add(&l, TG_STR_LIT("Content-Length"), tg_arena_str_dup(&ex->arena, tg_str(clen, (size_t)n)));
+    } else if (req->body == TG_BODY_CHUNKED) {
+        hl_add(&l, TG_STR_LIT("Transfer-Encoding"), TG_STR_LIT("chunked"));
+    }
+    apply_ops(&l, &ex->route->request_headers);
+    tg_str_t target = target_for_upstream(ex, req);
+    if (target.p == NULL)
+        return -1;
+    size_t size = tg_h1_head_size(req->method, target, l.v, l.n);
+    ex->up_head = tg_arena_alloc(&ex->arena, size);
+    if (ex->up_head == NULL)
+        return -1;
+    ssize_t n = tg_h1_write_request_head(ex->up_head, size, req->method, target, l.v, l.n);
+    if (n < 0)
+        return -1;
+    ex->up_head_len = (size_t)n;
+    return 0;
+}
+
+int tg__ex_response_headers(tg_exchange_t *ex, const tg_response_t *in, tg_response_t *out)
+{
+    hlist_t l;
+    const tg_header_ops_cfg_t *ops = ex->route ? &ex->route->response_headers : NULL;
+    if (hl_init(ex, &l, in->nheaders + 4 + (ops ? ops_count(ops) : 0)) < 0)
+        return -1;
+    /* A HEAD or 304 answer keeps the Content-Length that describes the
+     * representation; everywhere else the codec writes the framing. */
+    bool keep_length = ex->head_req || in->status == 304;
+    tg_str_t via = TG_STR_NULL;
+    for (size_t i = 0; i < in->nheaders; i++) {
+        tg_str_t name = in->headers[i].name;
+        if (drop_hop(in->headers, in->nheaders, name) || tg_str_ieq_c(name, "x-request-id"))
+            continue;
+        if (tg_str_ieq_c(name, "content-length") && !keep_length)
+            continue;
+        if (tg_str_ieq_c(name, "via")) {
+            via = in->headers[i].value;
+            continue;
+        }
+        hl_add(&l, name, in->headers[i].value);
+    }
+    hl_add(&l, TG_STR_LIT("Via"), concat(ex, via, ", ", in->version_minor ? "1.1 tollgate" : "1.0 tollgate"));
+    hl_add(&l, TG_STR_LIT("X-Request-Id"), tg_str(ex->request_id, ex->rid_len));
+    if (ops)
+        apply_ops(&l, ops);
+    *out = *in;
+    out->headers = l.v;
+    out->nheaders = l.n;
+    if (in->body == TG_BODY_CHUNKED || in->body == TG_BODY_UNTIL_CLOSE)
+        out->body = TG_BODY_STREAM;
+    return 0;
+}
+
+/* ---- client identity ---- */
+
+static bool addr_trusted(const tg_config_t *cfg, const struct sockaddr *sa)
+{
+    for (size_t i = 0; i < cfg->server.ntrusted_proxies; i++)
+        if (tg_cidr_contains(&cfg->server.trusted_proxies[i], sa))
+            return true;
+    return false;
+}
+
+static void addr_string(const struct sockaddr *sa, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+            inet_ntop(AF_INET, s6->sin6_addr.s6_addr + 12, out, (socklen_t)cap);
+        else
+            inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)cap);
+    } else {
+        snprintf(out, cap, "unix");
+    }
+}
+
+/* Parses one X-Forwarded-For element into a sockaddr; false when not an IP. */
+static bool parse_ip(tg_str_t s, struct sockaddr_storage *ss)
+{
+    char buf[64];
+    s = tg_str_trim_ows(s);
+    if (s.len == 0 || s.len >= sizeof buf)
+        return false;
+    memcpy(buf, s.p, s.len);
+    buf[s.len] = '\0';
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, buf, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, buf, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        return true;
+    }
+    return false;
+}
+
+void tg__ex_client_ip(tg_exchange_t *ex, const struct sockaddr *peer, const tg_request_t *req)
+{
+    const tg_config_t *cfg = ex->gen->cfg;
+    addr_string(peer, ex->peer_ip, sizeof ex->peer_ip);
+    memcpy(ex->client_ip, ex->peer_ip, sizeof ex->client_ip);
+    ex->peer_trusted = addr_trusted(cfg, peer);
+    if (!ex->peer_trusted)
+        return;
+    /* The rightmost address that is not itself a trusted proxy. */
+    tg_str_t xff = join_values(ex, req, "x-forwarded-for");
+    size_t end = xff.len;
+    while (end > 0) {
+        size_t start = end;
+        while (start > 0 && xff.p[start - 1] != ',')
+            start--;
+        struct sockaddr_storage ss;
+        if (!parse_ip(tg_str(xff.p + start, end - start), &ss))
+            return; /* garbage: keep the last address we could believe */
+        addr_string((struct sockaddr *)&ss, ex->client_ip, sizeof ex->client_ip);
+        if (!addr_trusted(cfg, (struct sockaddr *)&ss))
+            return;
+        end = start ? start - 1 : 0;
+    }
+}
+
+static bool request_id_ok(tg_str_t v)
+{
+    if (v.len == 0 || v.len > 128)
+        return false;
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.p[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.' || c == ':' || c == '+' || c == '/' || c == '=';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+void tg__ex_request_id(tg_exchange_t *ex, const tg_request_t *req)
+{
+    const tg_header_t *h = tg_headers_find(req->headers, req->nheaders, "x-request-id");
+    if (h && request_id_ok(h->value)) {
+        memcpy(ex->request_id, h->value.p, h->value.len);
+        ex->rid_len = h->value.len;
+    } else {
+        tg_worker_request_id(ex->w, ex->request_id);
+        ex->rid_len = 32;
+    }
+    ex->request_id[ex->rid_len] = '\0';
+}

@@ -1,0 +1,66 @@
+/* Internals of the exchange shared by its source files (proxy/ only). */
+#ifndef TG_PROXY_EXCHANGE_INT_H
+#define TG_PROXY_EXCHANGE_INT_H
+
+#include "proxy/exchange.h"
+#include "upstream/h1_client.h"
+
+struct tg_exchange {
+    tg_arena_t arena;              /* everything below that is not inline */
+    tg_worker_t *w;
+    tg_gen_t *gen;
+    const tg_downstream_ops_t *ops;
+    void *ctx;
+    /* request, copied into the arena */
+    tg_str_t method, target, host, authority, path, query, user_agent, referer;
+    char request_id[129];
+    size_t rid_len;
+    char peer_ip[64];
+    char client_ip[64];
+    bool peer_trusted;
+    uint8_t minor;
+    bool head_req, expect_continue, continue_sent;
+    tg_body_kind_t req_body;
+    uint64_t req_cl;
+    uint64_t max_body, body_seen;
+    bool req_done;                 /* the downstream delivered the whole body */
+    bool req_end_queued;           /* the body's end went to the upstream queue */
+    bool req_sent;                 /* the request is fully written upstream */
+    bool body_started;             /* body bytes were queued upstream: no retry */
+    bool req_paused;               /* the downstream waits for resume_request */
+    char *up_head;                 /* serialized request head for the upstream */
+    size_t up_head_len;
+    /* route and upstream */
+    const tg_route_cfg_t *route;
+    size_t up_index;
+    tg_upstream_t *up;
+    tg_upstream_server_t *srv;     /* counted in srv->active while set */
+    uint8_t *tried;
+    unsigned tries, max_tries;
+    tg_h1c_t *uc;
+    bool uc_reused, uc_ready, up_pending;
+    const char *up_label;
+    /* response */
+    bool resp_head_sent, resp_done, down_pending, up_paused;
+    int status, up_status;
+    uint64_t bytes_in, bytes_out;
+    uint64_t t0, t0_real, t_up;    /* ns: monotonic start, wall start, upstream start */
+    double up_ms;
+    uint64_t response_timeout_ms;
+};
+
+/* exchange_headers.c */
+int tg__ex_build_upstream_head(tg_exchange_t *ex, const tg_request_t *req);
+int tg__ex_response_headers(tg_exchange_t *ex, const tg_response_t *in, tg_response_t *out);
+void tg__ex_client_ip(tg_exchange_t *ex, const struct sockaddr *peer, const tg_request_t *req);
+void tg__ex_request_id(tg_exchange_t *ex, const tg_request_t *req);
+
+/* exchange_respond.c */
+/* Answers with a JSON error {"error":word,"status":N,"request_id":...}. */
+void tg__ex_respond_error(tg_exchange_t *ex, int status, const char *word);
+/* Answers a route's `respond:`. */
+void tg__ex_respond_direct(tg_exchange_t *ex);
+/* Logs and frees the exchange, then tells the downstream (last action). */
+void tg__ex_finish(tg_exchange_t *ex, bool ok);
+
+#endif
