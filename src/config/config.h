@@ -99,11 +99,12 @@ typedef struct tg_upstream_cfg {
     uint64_t connect_timeout_ms;  /* 2s */
     uint64_t response_timeout_ms; /* 30s */
     uint64_t idle_timeout_ms;     /* 60s: pooled connection unused time */
-    uint32_t retry_attempts;      /* 0 unless retries: given (then default 2)? default 0 */
+    uint32_t retry_attempts;      /* 0 without retries:; retries: without attempts: = 2 */
     uint32_t retry_on;            /* TG_RETRY_* */
     uint32_t retry_budget_pct;    /* 20 */
-    bool has_health_check;        /* keys accepted and kept; see docs */
-    uint64_t dns_refresh_ms;      /* re-resolve period for names, default 30s */
+    bool has_health_check;        /* always false in this build: health_check: is refused
+                                     (config/features.c) */
+    uint64_t dns_refresh_ms;      /* re-resolve period for names: key dns_refresh, default 30s */
 } tg_upstream_cfg_t;
 
 /* ---- routes ---- */

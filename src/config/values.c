@@ -255,7 +255,9 @@ static bool keep_regex(tg__ctx_t *cx, pcre2_code *code)
 
 bool tg__regex(tg__ctx_t *cx, tg__node_t *n, const char *src, tg_regex_t **out)
 {
-    if (n->memo_re) {
+    /* The same node can be read in two roles (a shared mapping used as both
+     * match: and headers:), so the memo only counts for the same source. */
+    if (n->memo_re && strcmp(n->memo_re_src, src) == 0) {
         *out = n->memo_re;
         return true;
     }
@@ -275,6 +277,7 @@ bool tg__regex(tg__ctx_t *cx, tg__node_t *n, const char *src, tg_regex_t **out)
     if (!keep_regex(cx, code))
         return false;
     n->memo_re = code;
+    n->memo_re_src = src; /* lives in the snapshot's arena, as the memo does */
     *out = code;
     return true;
 }

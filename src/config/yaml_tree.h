@@ -61,7 +61,8 @@ struct tg__node {
      * sets them (the snapshot being built); the tree never reads them. */
     const char *memo_str;
     const char *memo_err;
-    void *memo_re;
+    void *memo_re;          /* compiled from memo_re_src */
+    const char *memo_re_src;
 };
 
 typedef struct tg__tree {

@@ -24,21 +24,28 @@ void tg_sink_push_copy(tg_sink_t *s, const char *p, size_t n)
     tg_sink_push(s, dst, n);
 }
 
+static int flush_queue(tg_sink_t *s);
+
+/* The in-flight part is written. Slices queued meanwhile go out now; the
+ * owner hears of the drain only once nothing is in flight. */
 static void write_done(uv_write_t *req, int status)
 {
     tg_sink_t *s = req->data;
     s->pending = false;
-    s->niov = 0;
-    s->nscratch = 0;
+    if (status == 0 && s->niov > 0) {
+        int r = flush_queue(s);
+        if (r == 1)
+            return;
+        if (r < 0)
+            status = r;
+    }
+    if (s->niov == 0)
+        s->nscratch = 0;
     s->on_drain(s, status);
 }
 
-int tg_sink_flush(tg_sink_t *s)
+static int flush_queue(tg_sink_t *s)
 {
-    if (s->pending)
-        return 1;
-    if (s->niov == 0)
-        return 0;
     size_t total = 0;
     for (unsigned i = 0; i < s->niov; i++)
         total += s->iov[i].len;
@@ -53,7 +60,9 @@ int tg_sink_flush(tg_sink_t *s)
         s->nscratch = 0;
         return 0;
     }
-    /* Skip what went out; queue the rest. Scratch slots stay until the drain. */
+    /* Skip what went out and hand the rest to libuv, which copies the iovec
+     * array (not the bytes). The queue is free for new slices at once; the
+     * scratch slots in flight stay reserved until the queue empties. */
     unsigned first = 0;
     size_t left = (size_t)n;
     while (left >= s->iov[first].len) {
@@ -62,14 +71,21 @@ int tg_sink_flush(tg_sink_t *s)
     }
     s->iov[first].base += left;
     s->iov[first].len -= (unsigned)left;
-    size_t rest = 0;
-    for (unsigned i = first; i < s->niov; i++)
-        rest += s->iov[i].len;
     s->req.data = s;
     int r = uv_write(&s->req, s->stream, s->iov + first, s->niov - first, write_done);
     if (r < 0)
         return r;
-    s->bytes_written += rest; /* counted as sent once handed to the kernel queue */
+    s->bytes_written += total - (size_t)n;
+    s->niov = 0;
     s->pending = true;
     return 1;
+}
+
+int tg_sink_flush(tg_sink_t *s)
+{
+    if (s->pending)
+        return 1; /* write_done sends what was queued meanwhile */
+    if (s->niov == 0)
+        return 0;
+    return flush_queue(s);
 }

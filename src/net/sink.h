@@ -43,7 +43,8 @@ void tg_sink_push(tg_sink_t *s, const void *p, size_t n);
 void tg_sink_push_copy(tg_sink_t *s, const char *p, size_t n);
 /* Writes the queue. Returns 0 when everything was written now, 1 when a write
  * is pending (on_drain follows), or a negative libuv error (on_drain is then
- * never called for this flush). Flushing while pending is a no-op returning 1. */
+ * never called for this flush). While a write is pending, new slices may be
+ * queued; they go out when it completes, before on_drain is called. */
 int tg_sink_flush(tg_sink_t *s);
 
 #endif

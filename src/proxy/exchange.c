@@ -262,6 +262,7 @@ size_t tg_exchange_request_body(tg_exchange_t *ex, const char *p, size_t n)
                 ex->uc = NULL;
                 drop_server(ex, false);
             }
+            ex->close_after = true; /* the rest of the body is not worth reading */
             tg__ex_respond_error(ex, 413, "body_too_large");
         }
         return 0;
@@ -320,10 +321,12 @@ int tg_exchange_request_flush(tg_exchange_t *ex)
 {
     if (ex->uc == NULL || !ex->uc_ready)
         return 0;
-    if (ex->up_pending)
+    if (!ex->up_pending && !upstream_flush(ex) && !ex->up_pending)
+        return 0; /* failed: the exchange answered or retried */
+    if (ex->up_pending) {
+        ex->req_paused = true; /* resume_request follows the drain */
         return 1;
-    if (!upstream_flush(ex))
-        return ex->up_pending ? 1 : 0;
+    }
     if (ex->req_end_queued && !ex->req_sent) {
         ex->req_sent = true;
         tg_h1c_request_sent(ex->uc);
@@ -392,19 +395,29 @@ static size_t ev_body(void *ctx, const char *p, size_t n)
     return taken;
 }
 
+/* Returns the upstream connection to its pool (or closes it). Only once the
+ * downstream has written everything: queued body slices point into the
+ * upstream connection's read buffer, which goes back to the worker's pool. */
+static void release_upstream(tg_exchange_t *ex)
+{
+    if (ex->uc == NULL)
+        return;
+    tg_h1c_release(ex->uc, ex->req_sent);
+    ex->uc = NULL;
+    drop_server(ex, false);
+}
+
 static void ev_end(void *ctx, const tg_header_t *trailers, size_t n)
 {
     tg_exchange_t *ex = ctx;
     ex->resp_done = true;
     ex->ops->response_end(ex->ctx, ex, trailers, n);
-    tg_h1c_release(ex->uc, ex->req_sent);
-    ex->uc = NULL;
-    drop_server(ex, false);
     int r = ex->ops->flush(ex->ctx);
     if (r == 1) {
         ex->down_pending = true;
         return;
     }
+    release_upstream(ex);
     if (r == 0)
         tg__ex_finish(ex, true);
 }
@@ -469,7 +482,8 @@ void tg_exchange_downstream_drained(tg_exchange_t *ex, int status)
     if (status < 0)
         return; /* the codec aborts us */
     if (ex->resp_done) {
-        tg__ex_finish(ex, true);
+        release_upstream(ex);
+        tg__ex_finish(ex, !ex->close_after);
         return;
     }
     if (ex->up_paused && ex->uc) {

@@ -42,6 +42,7 @@ struct tg_exchange {
     const char *up_label;
     /* response */
     bool resp_head_sent, resp_done, down_pending, up_paused;
+    bool close_after;              /* the downstream must close after this answer */
     int status, up_status;
     uint64_t bytes_in, bytes_out;
     uint64_t t0, t0_real, t_up;    /* ns: monotonic start, wall start, upstream start */

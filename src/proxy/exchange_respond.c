@@ -56,7 +56,7 @@ static void respond(tg_exchange_t *ex, int status, const tg_header_t *extra, siz
     }
     /* On failure the codec aborts us from its own stack; r == 0 ends here. */
     if (r == 0)
-        tg__ex_finish(ex, true);
+        tg__ex_finish(ex, !ex->close_after);
 }
 
 void tg__ex_respond_error(tg_exchange_t *ex, int status, const char *word)

@@ -31,6 +31,7 @@ typedef struct tg_h1s {
     uint8_t minor;
     tg_body_kind_t body;
     uint64_t left;
+    uint64_t discarded;        /* body bytes dropped after an early answer */
     tg_chunked_t *chunked;
     tg_str_t pend;             /* decoded chunk data not yet taken */
     char *errbuf;              /* a codec-made error response, malloc'd */
@@ -269,7 +270,14 @@ static void parse_head(tg_h1s_t *c)
 /* Offers body bytes; false when the exchange paused us. */
 static bool offer(tg_h1s_t *c, const char *p, size_t n, size_t *taken)
 {
-    *taken = c->ex ? tg_exchange_request_body(c->ex, p, n) : n;
+    if (c->ex == NULL) { /* S_DISCARD */
+        *taken = n;
+        c->discarded += n;
+        if (c->discarded > DISCARD_MAX)
+            c_close(c);
+        return c->state == S_DISCARD;
+    }
+    *taken = tg_exchange_request_body(c->ex, p, n);
     if (*taken < n && c->ex) {
         c->paused = true;
         return false;
@@ -567,6 +575,7 @@ static void op_done(void *ctx, bool ok)
             return;
         }
         c->state = S_DISCARD;
+        c->discarded = 0;
         uv_timer_start(&c->timer, on_timer, limits(c)->body_timeout_ms, 0);
     } else {
         c->state = S_HEAD;

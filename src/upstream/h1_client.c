@@ -279,6 +279,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->state != C_ACTIVE)
         return;
+    if (c->phase == P_DONE) {
+        /* Bytes or a close after a complete response, before the exchange
+         * released us: the response stands; the connection is not reused. */
+        c->keep_alive = false;
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = false;
+        }
+        return;
+    }
     if (nread < 0) {
         if (nread == UV_EOF && c->phase == P_BODY && c->body == TG_BODY_UNTIL_CLOSE && c->ctx) {
             c->keep_alive = false;

@@ -479,6 +479,13 @@ START_TEST(anchors_and_merges)
     ck_assert_str_eq(c->routes[2].match.path, "/a");
     ck_assert_str_eq(c->routes[2].name, "route-2");
     tg_config_release(c);
+    /* One mapping read as match: and as headers: compiles its "~x" twice, differently. */
+    c = load_ok("x-m: &m { path_regex: \"~x\" }\nroutes:\n  - { respond: {}, match: *m }\n"
+                "  - { respond: {}, match: { headers: *m } }\n");
+    ck_assert_str_eq(c->routes[0].match.path_regex_src, "~x");
+    ck_assert_str_eq(c->routes[1].match.headers[0].value, "x");
+    ck_assert_ptr_ne(c->routes[0].match.path_regex, c->routes[1].match.headers[0].regex);
+    tg_config_release(c);
     EXPECT_EXACT("routes:\n  - *nope\n", "t.yaml:2:5: routes[0]: unknown anchor \"nope\" (anchors must be defined before use)");
     EXPECT_SUB("a: &x [ *x ]\n", "refers to a node that contains it");
     EXPECT_EXACT("upstreams:\n  <<: [ 1 ]\n", "t.yaml:2:9: upstreams.<<: a merge source must be a mapping");

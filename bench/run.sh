@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# bench/run.sh BIN [proxy-compare args...] — `make bench`.
+#
+# Runs the shared side-by-side benchmark (../shared/bench/proxy-compare.sh beside
+# the repository) with tollgate added as an extra target: one worker, listening
+# on 127.0.0.1:9000, upstream = the benchmark's nginx origin on 127.0.0.1:18080
+# with keep-alive, access log off, pinned to CPU 1 like the peer proxies.
+#
+# Defaults: --mode h1, --proxies = those of nginx, haproxy, caddy, h2o that are
+# installed. Every other argument is passed to proxy-compare.sh unchanged, e.g.
+#   bench/run.sh build/tollgate --mode h1,idle --rounds 7
+#   bench/run.sh build/tollgate --layout none
+set -euo pipefail
+
+usage() { echo "usage: bench/run.sh path/to/tollgate [proxy-compare.sh args...]" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+bin="$(realpath "$1")"; shift
+[ -x "$bin" ] || { echo "bench: no executable tollgate at $bin (run: make build)" >&2; exit 1; }
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+top="$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || (cd "$here/.." && pwd))"
+shared="$top/../shared/bench"
+if [ ! -x "$shared/proxy-compare.sh" ]; then
+    echo "bench: $shared/proxy-compare.sh not found." >&2
+    echo "bench: the benchmark harness lives in ../shared/bench beside the repository root ($top)." >&2
+    exit 1
+fi
+
+# What the caller already chose; we only add defaults for the rest.
+have() { local k="$1"; shift; for a in "$@"; do case "$a" in "$k"|"$k"=*) return 0;; esac; done; return 1; }
+layout=pinned
+prev=
+for a in "$@"; do
+    case "$a" in --layout=*) layout="${a#--layout=}";; esac
+    [ "$prev" = --layout ] && layout="$a"
+    prev="$a"
+done
+
+args=()
+have --mode "$@" || args+=(--mode h1)
+if ! have --proxies "$@"; then
+    proxies=()
+    for p in nginx haproxy caddy h2o; do
+        command -v "$p" >/dev/null 2>&1 && proxies+=("$p")
+    done
+    [ ${#proxies[@]} -gt 0 ] || { echo "bench: none of nginx haproxy caddy h2o is installed (make bench installs nginx and haproxy)" >&2; exit 1; }
+    args+=(--proxies "$(IFS=,; echo "${proxies[*]}")")
+fi
+out=
+if have --out "$@"; then
+    prev=
+    for a in "$@"; do
+        case "$a" in --out=*) out="${a#--out=}";; esac
+        [ "$prev" = --out ] && out="$a"
+        prev="$a"
+    done
+else
+    out="/tmp/proxy-bench/$(date +%Y%m%d-%H%M%S)-$layout-tollgate"
+    args+=(--out "$out")
+fi
+mkdir -p "$out"
+
+listen=127.0.0.1:9000
+if curl --noproxy '*' -s -o /dev/null --max-time 1 "http://$listen/"; then
+    echo "bench: something already listens on $listen; stop it first" >&2
+    exit 1
+fi
+
+cfg="$out/tollgate.yaml"
+cat >"$cfg" <<EOF
+server:
+  listen: ["$listen"]
+  workers: 1
+  access_log: { format: off }
+  limits: { idle_timeout: 300s }
+upstreams:
+  origin:
+    servers: ["127.0.0.1:18080"]
+    keepalive: { max_idle: 128, idle_timeout: 300s }
+    timeouts: { idle: 300s }
+routes:
+  - match: { path: / }
+    upstream: origin
+EOF
+"$bin" -t -c "$cfg" || { echo "bench: tollgate rejected $cfg" >&2; exit 1; }
+
+# 10,000 idle connections (idle mode) need the hard fd limit, as the peers get.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+pin=()
+if [ "$layout" = pinned ]; then
+    [ "$(nproc)" -ge 2 ] || { echo "bench: the pinned layout needs 2 CPUs (try --layout none)" >&2; exit 1; }
+    pin=(taskset -c 1)
+fi
+"${pin[@]}" "$bin" -c "$cfg" >"$out/tollgate.log" 2>&1 &
+pid=$!
+stop() {
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
+
+# ready = the listener accepts (the origin does not run yet: any answer will do)
+for i in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || { echo "bench: tollgate exited at start:" >&2; cat "$out/tollgate.log" >&2; exit 1; }
+    if (exec 3<>/dev/tcp/127.0.0.1/9000) 2>/dev/null; then break; fi
+    [ "$i" = 100 ] && { echo "bench: tollgate is not listening on $listen after 10 s" >&2; exit 1; }
+    sleep 0.1
+done
+
+echo "bench: tollgate pid $pid on $listen (layout $layout), results in $out"
+set +e
+"$shared/proxy-compare.sh" "${args[@]}" --extra "tollgate=http://$listen/" --extra-pid "tollgate=$pid" "$@"
+rc=$?
+set -e
+if [ -f "$out/summary.md" ]; then
+    echo "bench: summary: $out/summary.md"
+else
+    echo "bench: no summary written (proxy-compare exited $rc); logs in $out" >&2
+fi
+exit "$rc"
