@@ -285,18 +285,19 @@ static bool offer(tg_h1s_t *c, const char *p, size_t n, size_t *taken)
     return true;
 }
 
+/* `trailers` may point into c->chunked: it is freed only after they were used. */
 static void body_done(tg_h1s_t *c, const tg_header_t *trailers, size_t n)
 {
-    free(c->chunked);
-    c->chunked = NULL;
     if (c->state == S_DISCARD) {
         c->state = S_HEAD;
-        return;
+    } else {
+        c->state = S_WAIT;
+        uv_timer_stop(&c->timer);
+        if (c->ex)
+            tg_exchange_request_end(c->ex, trailers, n);
     }
-    c->state = S_WAIT;
-    uv_timer_stop(&c->timer);
-    if (c->ex)
-        tg_exchange_request_end(c->ex, trailers, n);
+    free(c->chunked);
+    c->chunked = NULL;
 }
 
 static void parse_body_chunked(tg_h1s_t *c)
