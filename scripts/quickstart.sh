@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# quickstart.sh BIN — the `make run` demo: three demo backends (b1, b2, b3 on
+# quickstart.sh BIN [CONFIG] — the `make run` demo: three demo backends (b1, b2, b3 on
 # 127.0.0.1:9101-9103), then BIN -c examples/quickstart.yaml (listening on :8080),
 # prints curl lines to try, and stays in the foreground. Ctrl-C (or any exit)
 # stops everything it started, by PID.
@@ -7,7 +7,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${1:-$root/build/tollgate}"
-cfg="$root/examples/quickstart.yaml"
+cfg="${2:-$root/examples/quickstart.yaml}"
 backend="$root/tests/integration/backend.py"
 py=/usr/bin/python3
 port=8080
@@ -58,7 +58,7 @@ wait_for "$port" /hello "$gw" "tollgate"
 
 cat <<EOF
 
-tollgate is listening on http://localhost:$port (config: examples/quickstart.yaml)
+tollgate is listening on http://localhost:$port (config: ${cfg#$root/})
 demo backends b1, b2, b3 on 127.0.0.1:9101-9103; access log below.
 
 Try, in another terminal:

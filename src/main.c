@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config/config.h"
+#include "filters/filter.h"
 #include "runtime/runtime.h"
 
 static void usage(FILE *out)
@@ -49,6 +50,15 @@ int main(int argc, char **argv)
     }
     tg_config_errors_free(&errs);
     if (check_only) {
+        /* Policies compile per route (keys, schemas, ...): their errors count too. */
+        tg_filter_states_t fs;
+        char err[512];
+        if (tg_filter_states_build(&fs, cfg, err, sizeof err) < 0) {
+            fprintf(stderr, "%s: %s\n", path, err);
+            tg_config_release(cfg);
+            return 1;
+        }
+        tg_filter_states_free(&fs);
         printf("%s: configuration ok (%zu routes, %zu upstreams)\n", path, cfg->nroutes, cfg->nupstreams);
         tg_config_release(cfg);
         return 0;

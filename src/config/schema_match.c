@@ -208,23 +208,34 @@ typedef struct match_obj {
     unsigned npaths; /* how many of path, path_exact, path_regex */
 } match_obj_t;
 
-/* A lowercase host name, "*.example.com", or a bracketed IPv6 literal. */
-static const char *host_problem(char *h)
+/* A bracketed IPv6 literal in the canonical text the router compares
+ * request hosts in (inet_ntop's, router/host.c). */
+static const char *ipv6_host(const char *h, char *out, size_t cap)
 {
-    for (char *p = h; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p + 32);
-    if (h[0] == '[') {
-        char inner[INET6_ADDRSTRLEN];
-        unsigned char a6[16];
-        size_t len = strlen(h);
-        if (len < 3 || len - 2 >= sizeof inner || h[len - 1] != ']')
-            return "is not a valid [IPv6] host";
-        memcpy(inner, h + 1, len - 2);
-        inner[len - 2] = '\0';
-        return inet_pton(AF_INET6, inner, a6) == 1 ? NULL : "is not a valid [IPv6] host";
-    }
-    const char *s = h;
+    char inner[INET6_ADDRSTRLEN], txt[INET6_ADDRSTRLEN];
+    unsigned char a6[16];
+    size_t len = strlen(h);
+    if (len < 3 || len - 2 >= sizeof inner || h[len - 1] != ']')
+        return "is not a valid [IPv6] host";
+    memcpy(inner, h + 1, len - 2);
+    inner[len - 2] = '\0';
+    if (inet_pton(AF_INET6, inner, a6) != 1 || inet_ntop(AF_INET6, a6, txt, sizeof txt) == NULL)
+        return "is not a valid [IPv6] host";
+    snprintf(out, cap, "[%s]", txt);
+    return NULL;
+}
+
+/* A host name (lower-cased into out), "*.example.com", or "[v6]". */
+static const char *host_problem(const char *h, char *out, size_t cap)
+{
+    size_t len = strlen(h);
+    if (len >= cap)
+        return "is too long";
+    if (h[0] == '[')
+        return ipv6_host(h, out, cap);
+    for (size_t i = 0; i <= len; i++)
+        out[i] = (h[i] >= 'A' && h[i] <= 'Z') ? (char)(h[i] + 32) : h[i];
+    const char *s = out;
     if (s[0] == '*') {
         if (s[1] != '.' || s[2] == '\0')
             return "wildcards are written \"*.example.com\" (a leading label only)";
@@ -261,14 +272,13 @@ static void m_host(tg__ctx_t *cx, tg__node_t *v, void *obj)
         return;
     for (size_t i = 0; i < n; i++) {
         size_t mark = v->kind == TG__NODE_SEQ ? tg__path_index(cx, i) : cx->pathlen;
-        const char *h;
-        char *copy;
-        if (tg__str_nonempty(cx, items[i], &h) && (copy = tg__strdup(cx, h)) != NULL) {
-            const char *why = host_problem(copy);
-            if (why)
+        const char *h, *why;
+        char canon[256];
+        if (tg__str_nonempty(cx, items[i], &h)) {
+            if ((why = host_problem(h, canon, sizeof canon)) != NULL)
                 tg__err(cx, items[i], "host \"%s\" %s", h, why);
-            else
-                m->hosts[m->nhosts++] = copy;
+            else if ((m->hosts[m->nhosts] = tg__strdup(cx, canon)) != NULL)
+                m->nhosts++;
         }
         tg__path_pop(cx, mark);
     }

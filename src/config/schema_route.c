@@ -186,27 +186,23 @@ static void rx_replace(tg__ctx_t *cx, tg__node_t *v, void *obj)
 static const tg__key_t regex_keys[] = { { "pattern", rx_pattern }, { "replace", rx_replace }, { NULL, NULL } };
 static const tg__schema_t regex_schema = { "routes[].rewrite.regex", regex_keys, false };
 
-/* "$1".."$9" must name existing groups; "$$" is a literal dollar (written
- * "$$$$" in the file, since ${ENV} expansion turns "$$" into "$" first). */
+/* "$0".."$9" must name groups the pattern has ($0 = the whole match); "$$"
+ * is a literal dollar (written "$$$$" in the file, since ${ENV} expansion
+ * turns "$$" into "$" first); any other '$' stands for itself. The same
+ * rules as tg_route_rewrite_path (router/rewrite.c). */
 static void check_replacement(tg__ctx_t *cx, tg__node_t *n, const tg_rewrite_cfg_t *rw)
 {
     uint32_t groups = tg__regex_captures(rw->pattern);
     for (const char *s = rw->replace; *s; s++) {
         if (*s != '$')
             continue;
-        if (s[1] == '$') {
-            s++;
-        } else if (s[1] >= '1' && s[1] <= '9') {
-            if ((uint32_t)(s[1] - '0') > groups) {
-                tg__err(cx, n, "replace uses $%c but the pattern has %u capture group%s", s[1], groups,
-                        groups == 1 ? "" : "s");
-                return;
-            }
-            s++;
-        } else {
-            tg__err(cx, n, "replace: '$' must be followed by a group number 1-9 (or write $$$$ for a literal $)");
+        if (s[1] >= '0' && s[1] <= '9' && (uint32_t)(s[1] - '0') > groups) {
+            tg__err(cx, n, "replace uses $%c but the pattern has %u capture group%s", s[1], groups,
+                    groups == 1 ? "" : "s");
             return;
         }
+        if (s[1] == '$' || (s[1] >= '0' && s[1] <= '9'))
+            s++;
     }
 }
 

@@ -19,25 +19,25 @@ static uint64_t now_real_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static tg_str_t copy(tg_exchange_t *ex, tg_str_t s) { return tg_arena_str_dup(&ex->arena, s); }
-
 static tg_str_t header_value(const tg_request_t *req, const char *name)
 {
     const tg_header_t *h = tg_headers_find(req->headers, req->nheaders, name);
     return h ? h->value : TG_STR_NULL;
 }
 
-/* Copies what the exchange keeps of the request; slices die with the call. */
-static int capture_request(tg_exchange_t *ex, const tg_downstream_info_t *info, const tg_request_t *req)
+/* Copies what the exchange keeps of the request; the codec's slices die with
+ * the call that delivered them. */
+static int capture_request(tg_exchange_t *ex, const tg_downstream_info_t *info, const tg_request_t *in)
 {
-    ex->method = copy(ex, req->method);
-    ex->target = copy(ex, req->target);
-    ex->authority = copy(ex, req->authority);
-    ex->query = copy(ex, req->query);
-    ex->user_agent = copy(ex, header_value(req, "user-agent"));
-    ex->referer = copy(ex, header_value(req, "referer"));
-    if (ex->method.p == NULL || ex->target.p == NULL)
+    if (tg__ex_copy_request(ex, in) < 0)
         return -1;
+    const tg_request_t *req = &ex->req;
+    ex->method = req->method;
+    ex->target = req->target;
+    ex->authority = req->authority;
+    ex->query = req->query;
+    ex->user_agent = header_value(req, "user-agent");
+    ex->referer = header_value(req, "referer");
     ex->minor = req->version_minor;
     ex->head_req = tg_str_eq(req->method, TG_STR_LIT("HEAD"));
     ex->expect_continue = req->expect_continue && req->version_minor >= 1;
@@ -45,12 +45,13 @@ static int capture_request(tg_exchange_t *ex, const tg_downstream_info_t *info, 
     ex->req_cl = req->content_length;
     ex->req_done = req->body == TG_BODY_NONE || (req->body == TG_BODY_LENGTH && req->content_length == 0);
     ex->bytes_in = info->head_bytes;
+    ex->tls = info->tls;
     char hostbuf[256];
     int hl = tg_host_normalize(req->authority, hostbuf, sizeof hostbuf);
     ex->host = hl > 0 ? tg_arena_str_dup(&ex->arena, tg_str(hostbuf, (size_t)hl)) : TG_STR_LIT("");
     tg__ex_request_id(ex, req);
     tg__ex_client_ip(ex, info->peer, req);
-    return 0;
+    return ex->host.p ? 0 : -1;
 }
 
 static int normalize_path(tg_exchange_t *ex, const tg_request_t *req)
@@ -103,9 +104,28 @@ tg_exchange_t *tg_exchange_start(tg_worker_t *w, const tg_downstream_ops_t *ops,
         tg__ex_respond_error(ex, 413, "body_too_large");
         return ex;
     }
+    ex->filter_slots = tg_arena_calloc(&ex->arena, (tg_nfilters + 1) * sizeof(void *));
+    ex->filter_ran = tg_arena_calloc(&ex->arena, tg_nfilters + 1);
+    if (ex->filter_slots == NULL || ex->filter_ran == NULL) {
+        tg__ex_respond_error(ex, 503, "out_of_memory");
+        return ex;
+    }
+    ex->view = (tg_ex_request_t){ .method = ex->method, .target = ex->target, .path = ex->path,
+                                  .host = ex->host, .authority = ex->authority, .query = ex->query,
+                                  .headers = ex->req.headers, .nheaders = ex->req.nheaders,
+                                  .client_ip = ex->client_ip,
+                                  .client_addr = (struct sockaddr *)&ex->client_addr,
+                                  .route = ex->route, .cfg = cfg, .tls = ex->tls };
+    tg__ex_run_filters(ex);
+    return ex;
+}
+
+/* After the request filters: a direct answer, or the upstream. */
+static void proceed(tg_exchange_t *ex)
+{
     if (ex->route->has_respond) {
         tg__ex_respond_direct(ex);
-        return ex;
+        return;
     }
     const tg_upstream_cfg_t *ucfg = ex->route->upstream;
     ex->up_index = ucfg->index;
@@ -115,12 +135,67 @@ tg_exchange_t *tg_exchange_start(tg_worker_t *w, const tg_downstream_ops_t *ops,
     uint32_t attempts = ex->route->has_retries ? ex->route->retry_attempts : ucfg->retry_attempts;
     ex->max_tries = 1 + attempts;
     ex->tried = tg_arena_calloc(&ex->arena, ex->up->nservers ? ex->up->nservers : 1);
-    if (ex->tried == NULL || tg__ex_build_upstream_head(ex, req) < 0) {
+    if (ex->tried == NULL || tg__ex_build_upstream_head(ex) < 0) {
         tg__ex_respond_error(ex, 503, "out_of_memory");
-        return ex;
+        return;
     }
     connect_upstream(ex);
-    return ex;
+}
+
+void tg__ex_run_filters(tg_exchange_t *ex)
+{
+    size_t route = ex->route->index;
+    for (; ex->filter_idx < tg_nfilters; ex->filter_idx++) {
+        const tg_filter_t *f = tg_filters[ex->filter_idx];
+        void *state = tg_filter_state(&ex->gen->filters, route, ex->filter_idx);
+        if (state == NULL || f->on_request == NULL)
+            continue;
+        ex->filter_ran[ex->filter_idx] = 1;
+        tg_filter_ret_t r = f->on_request(ex, state);
+        if (r == TG_FILTER_DONE)
+            return;
+        if (r == TG_FILTER_WAIT) {
+            ex->filter_waiting = true;
+            return;
+        }
+    }
+    proceed(ex);
+}
+
+void tg_ex_filter_resume(tg_exchange_t *ex, tg_filter_ret_t r)
+{
+    ex->filter_waiting = false;
+    if (r == TG_FILTER_DONE)
+        return;
+    ex->filter_idx++;
+    tg__ex_run_filters(ex);
+}
+
+void tg__ex_filters_response_head(tg_exchange_t *ex, int status)
+{
+    for (size_t f = 0; f < tg_nfilters; f++)
+        if (ex->filter_ran[f] && tg_filters[f]->on_response_head)
+            tg_filters[f]->on_response_head(ex, tg_filter_state(&ex->gen->filters, ex->route->index, f), status);
+}
+
+void tg__ex_filters_response_body(tg_exchange_t *ex, const char *p, size_t n)
+{
+    for (size_t f = 0; f < tg_nfilters; f++)
+        if (ex->filter_ran[f] && tg_filters[f]->on_response_body)
+            tg_filters[f]->on_response_body(ex, tg_filter_state(&ex->gen->filters, ex->route->index, f), p, n);
+}
+
+void tg__ex_filters_end(tg_exchange_t *ex, bool complete)
+{
+    if (ex->filter_ran == NULL || ex->route == NULL)
+        return;
+    for (size_t f = 0; f < tg_nfilters; f++) {
+        if (!ex->filter_ran[f])
+            continue;
+        ex->filter_ran[f] = 0;
+        if (tg_filters[f]->on_end)
+            tg_filters[f]->on_end(ex, tg_filter_state(&ex->gen->filters, ex->route->index, f), complete);
+    }
 }
 
 static void drop_server(tg_exchange_t *ex, bool failed)
@@ -363,7 +438,13 @@ static int ev_head(void *ctx, const tg_response_t *resp)
     ex->status = resp->status;
     ex->up_ms = (double)(uv_hrtime() - ex->t_up) / 1e6;
     tg_response_t out;
-    if (tg__ex_response_headers(ex, resp, &out) < 0 || ex->ops->response_head(ex->ctx, ex, &out) < 0) {
+    int ok = tg__ex_response_headers(ex, resp, &out);
+    if (ok == 0) {
+        tg__ex_filters_response_head(ex, resp->status);
+        out.headers = ex->resp_h;
+        out.nheaders = ex->resp_n;
+    }
+    if (ok < 0 || ex->ops->response_head(ex->ctx, ex, &out) < 0) {
         /* Nothing was sent yet: answer 502 instead of cutting the stream. */
         ex->uc = NULL;
         drop_server(ex, false);
@@ -390,6 +471,8 @@ static size_t ev_body(void *ctx, const char *p, size_t n)
             break; /* the downstream is gone; it aborts us from its side */
     }
     ex->bytes_out += taken;
+    if (taken)
+        tg__ex_filters_response_body(ex, p, taken);
     if (taken < n)
         ex->up_paused = true;
     return taken;

@@ -122,22 +122,62 @@ static bool replaced_upstream(tg_str_t name)
 {
     static const char *const names[] = { "host", "content-length", "transfer-encoding", "expect",
                                          "x-request-id", "x-forwarded-for", "x-forwarded-proto",
-                                         "x-forwarded-host", "x-real-ip", "forwarded", "via" };
+                                         "x-forwarded-host", "x-real-ip", "forwarded", "via",
+                                         "x-consumer-name", "x-consumer-groups",
+                                         "x-client-cert-subject", "x-client-cert-fingerprint" };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (tg_str_ieq_c(name, names[i]))
             return true;
     return false;
 }
 
-static tg_str_t target_for_upstream(tg_exchange_t *ex, const tg_request_t *req)
+static tg_str_t target_for_upstream(tg_exchange_t *ex)
 {
     tg_str_t path = tg_route_rewrite_path(ex->route, ex->path, &ex->arena);
     if (path.p == NULL)
         return TG_STR_NULL;
-    if (req->query.len == 0)
+    tg_str_t query = ex->query_set ? ex->up_query : ex->req.query;
+    if (query.len == 0)
         return path;
     return tg_str_c(tg_arena_printf(&ex->arena, "%.*s?%.*s", (int)path.len, path.p,
-                                    (int)req->query.len, req->query.p));
+                                    (int)query.len, query.p));
+}
+
+static void apply_edits(tg_exchange_t *ex, hlist_t *l)
+{
+    for (size_t i = 0; i < ex->nedits; i++) {
+        tg_str_t name = tg_str_c(ex->edits[i].name);
+        if (is_framing(name))
+            continue;
+        hl_remove(l, name);
+        if (!ex->edits[i].remove)
+            hl_add(l, name, ex->edits[i].value);
+    }
+}
+
+/* X-Consumer-Name / X-Consumer-Groups for authenticated requests. */
+static void add_identity(tg_exchange_t *ex, hlist_t *l)
+{
+    const tg_identity_t *id = &ex->identity;
+    if (id->consumer == NULL)
+        return;
+    hl_add(l, TG_STR_LIT("X-Consumer-Name"), tg_str_c(id->consumer));
+    size_t len = 0;
+    for (size_t i = 0; i < id->ngroups; i++)
+        len += strlen(id->groups[i]) + 1;
+    char *g = tg_arena_alloc(&ex->arena, len + 1);
+    if (g == NULL)
+        return;
+    size_t o = 0;
+    for (size_t i = 0; i < id->ngroups; i++) {
+        if (o)
+            g[o++] = ',';
+        size_t n = strlen(id->groups[i]);
+        memcpy(g + o, id->groups[i], n);
+        o += n;
+    }
+    if (o)
+        hl_add(l, TG_STR_LIT("X-Consumer-Groups"), tg_str(g, o));
 }
 
 static tg_str_t header_or_null(const tg_request_t *req, const char *name)
@@ -168,10 +208,12 @@ static void add_forwarded(tg_exchange_t *ex, const tg_request_t *req, hlist_t *l
     hl_add(l, TG_STR_LIT("X-Request-Id"), tg_str(ex->request_id, ex->rid_len));
 }
 
-int tg__ex_build_upstream_head(tg_exchange_t *ex, const tg_request_t *req)
+int tg__ex_build_upstream_head(tg_exchange_t *ex)
 {
+    const tg_request_t *req = &ex->req;
     hlist_t l;
-    if (hl_init(ex, &l, req->nheaders + 12 + ops_count(&ex->route->request_headers)) < 0)
+    size_t cap = req->nheaders + 14 + ops_count(&ex->route->request_headers) + ex->nedits;
+    if (hl_init(ex, &l, cap) < 0)
         return -1;
     if (req->authority.len)
         hl_add(&l, TG_STR_LIT("Host"), ex->authority);
@@ -182,6 +224,7 @@ int tg__ex_build_upstream_head(tg_exchange_t *ex, const tg_request_t *req)
         hl_add(&l, name, req->headers[i].value);
     }
     add_forwarded(ex, req, &l);
+    add_identity(ex, &l);
     char clen[24];
     if (req->body == TG_BODY_LENGTH) {
         int n = snprintf(clen, sizeof clen, "%llu", (unsigned long long)req->content_length);
@@ -190,7 +233,8 @@ int tg__ex_build_upstream_head(tg_exchange_t *ex, const tg_request_t *req)
         hl_add(&l, TG_STR_LIT("Transfer-Encoding"), TG_STR_LIT("chunked"));
     }
     apply_ops(&l, &ex->route->request_headers);
-    tg_str_t target = target_for_upstream(ex, req);
+    apply_edits(ex, &l);
+    tg_str_t target = target_for_upstream(ex);
     if (target.p == NULL)
         return -1;
     size_t size = tg_h1_head_size(req->method, target, l.v, l.n);
@@ -204,11 +248,43 @@ int tg__ex_build_upstream_head(tg_exchange_t *ex, const tg_request_t *req)
     return 0;
 }
 
+int tg__ex_copy_request(tg_exchange_t *ex, const tg_request_t *in)
+{
+    tg_request_t *r = &ex->req;
+    *r = *in;
+    size_t total = in->method.len + in->target.len + in->authority.len;
+    for (size_t i = 0; i < in->nheaders; i++)
+        total += in->headers[i].name.len + in->headers[i].value.len;
+    char *buf = tg_arena_alloc(&ex->arena, total + 1);
+    r->headers = tg_arena_alloc(&ex->arena, (in->nheaders + 1) * sizeof *r->headers);
+    if (buf == NULL || r->headers == NULL)
+        return -1;
+    size_t o = 0;
+#define COPY(dst, src) do { memcpy(buf + o, (src).p, (src).len); (dst) = tg_str(buf + o, (src).len); o += (src).len; } while (0)
+    COPY(r->method, in->method);
+    COPY(r->target, in->target);
+    COPY(r->authority, in->authority);
+    for (size_t i = 0; i < in->nheaders; i++) {
+        COPY(r->headers[i].name, in->headers[i].name);
+        COPY(r->headers[i].value, in->headers[i].value);
+    }
+#undef COPY
+    /* path and query are slices of the target; re-point them into the copy. */
+    r->path = in->path.p >= in->target.p && in->path.p <= in->target.p + in->target.len
+                  ? tg_str(r->target.p + (in->path.p - in->target.p), in->path.len)
+                  : tg_arena_str_dup(&ex->arena, in->path);
+    r->query = in->query.len && in->query.p >= in->target.p && in->query.p <= in->target.p + in->target.len
+                   ? tg_str(r->target.p + (in->query.p - in->target.p), in->query.len)
+                   : tg_arena_str_dup(&ex->arena, in->query);
+    return r->path.p || in->path.len == 0 ? 0 : -1;
+}
+
 int tg__ex_response_headers(tg_exchange_t *ex, const tg_response_t *in, tg_response_t *out)
 {
     hlist_t l;
     const tg_header_ops_cfg_t *ops = ex->route ? &ex->route->response_headers : NULL;
-    if (hl_init(ex, &l, in->nheaders + 4 + (ops ? ops_count(ops) : 0)) < 0)
+    /* Room for filters' edits (tg_ex_resp_header_*), too. */
+    if (hl_init(ex, &l, in->nheaders + 20 + (ops ? ops_count(ops) : 0)) < 0)
         return -1;
     /* A HEAD or 304 answer keeps the Content-Length that describes the
      * representation; everywhere else the codec writes the framing. */
@@ -233,6 +309,9 @@ int tg__ex_response_headers(tg_exchange_t *ex, const tg_response_t *in, tg_respo
     *out = *in;
     out->headers = l.v;
     out->nheaders = l.n;
+    ex->resp_h = l.v;
+    ex->resp_n = l.n;
+    ex->resp_cap = l.cap;
     if (in->body == TG_BODY_CHUNKED || in->body == TG_BODY_UNTIL_CLOSE)
         out->body = TG_BODY_STREAM;
     return 0;
@@ -292,6 +371,9 @@ void tg__ex_client_ip(tg_exchange_t *ex, const struct sockaddr *peer, const tg_r
     const tg_config_t *cfg = ex->gen->cfg;
     addr_string(peer, ex->peer_ip, sizeof ex->peer_ip);
     memcpy(ex->client_ip, ex->peer_ip, sizeof ex->client_ip);
+    size_t plen = peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : peer->sa_family == AF_INET ? sizeof(struct sockaddr_in) : 0;
+    memcpy(&ex->client_addr, peer, plen);
     ex->peer_trusted = addr_trusted(cfg, peer);
     if (!ex->peer_trusted)
         return;
@@ -306,6 +388,7 @@ void tg__ex_client_ip(tg_exchange_t *ex, const struct sockaddr *peer, const tg_r
         if (!parse_ip(tg_str(xff.p + start, end - start), &ss))
             return; /* garbage: keep the last address we could believe */
         addr_string((struct sockaddr *)&ss, ex->client_ip, sizeof ex->client_ip);
+        ex->client_addr = ss;
         if (!addr_trusted(cfg, (struct sockaddr *)&ss))
             return;
         end = start ? start - 1 : 0;

@@ -5,13 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void respond(tg_exchange_t *ex, int status, const tg_header_t *extra, size_t nextra,
+void tg__ex_respond(tg_exchange_t *ex, int status, const tg_header_t *extra, size_t nextra,
                     const char *body, size_t body_len, const tg_header_ops_cfg_t *ops)
 {
     ex->status = status;
     if (ex->ops == NULL)
         return;
-    size_t cap = nextra + 2 + (ops ? ops->nset + ops->nadd : 0);
+    size_t cap = nextra + 2 + (ops ? ops->nset + ops->nadd : 0) + 16; /* + filters' edits */
     tg_header_t *h = tg_arena_alloc(&ex->arena, cap * sizeof *h);
     if (h == NULL) {
         tg__ex_finish(ex, false);
@@ -34,6 +34,13 @@ static void respond(tg_exchange_t *ex, int status, const tg_header_t *extra, siz
         for (size_t i = 0; i < ops->nadd; i++)
             h[n++] = (tg_header_t){ tg_str_c(ops->add[i].name), tg_str_c(ops->add[i].value) };
     }
+    ex->resp_h = h;
+    ex->resp_n = n;
+    ex->resp_cap = cap;
+    if (ex->filter_ran && ex->route)
+        tg__ex_filters_response_head(ex, status);
+    h = ex->resp_h;
+    n = ex->resp_n;
     tg_response_t resp = { .status = status, .reason = tg_str_c(tg_http_reason(status)),
                            .version_major = 1, .version_minor = 1, .headers = h, .nheaders = n,
                            .body = TG_BODY_LENGTH, .content_length = body_len,
@@ -65,7 +72,7 @@ void tg__ex_respond_error(tg_exchange_t *ex, int status, const char *word)
                                  word, status, ex->request_id);
     tg_header_t h[] = { { TG_STR_LIT("Content-Type"), TG_STR_LIT("application/json") },
                         { TG_STR_LIT("Cache-Control"), TG_STR_LIT("no-store") } };
-    respond(ex, status, h, 2, body ? body : "", body ? strlen(body) : 0, NULL);
+    tg__ex_respond(ex, status, h, 2, body ? body : "", body ? strlen(body) : 0, NULL);
 }
 
 void tg__ex_respond_direct(tg_exchange_t *ex)
@@ -84,7 +91,7 @@ void tg__ex_respond_direct(tg_exchange_t *ex)
     }
     if (!has_type && r->body_len)
         h[n++] = (tg_header_t){ TG_STR_LIT("Content-Type"), TG_STR_LIT("text/plain; charset=utf-8") };
-    respond(ex, r->status, h, n, r->body ? r->body : "", r->body_len, &ex->route->response_headers);
+    tg__ex_respond(ex, r->status, h, n, r->body ? r->body : "", r->body_len, &ex->route->response_headers);
 }
 
 static void log_exchange(tg_exchange_t *ex)
@@ -121,6 +128,7 @@ void tg__ex_finish(tg_exchange_t *ex, bool ok)
         atomic_fetch_sub_explicit(&ex->srv->active, 1, memory_order_relaxed);
         ex->srv = NULL;
     }
+    tg__ex_filters_end(ex, ok && ex->resp_done);
     log_exchange(ex);
     const tg_downstream_ops_t *ops = ex->ops;
     void *ctx = ex->ctx;

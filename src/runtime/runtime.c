@@ -18,7 +18,14 @@ tg_gen_t *tg_gen_create(tg_config_t *cfg)
     atomic_init(&g->refs, 1);
     g->cfg = cfg;
     g->router = tg_router_build(cfg);
+    char err[512];
     if (g->router == NULL || tg_upstreams_init(&g->ups, cfg) < 0) {
+        tg_log_error("out of memory building the configuration");
+        tg_gen_release(g);
+        return NULL;
+    }
+    if (tg_filter_states_build(&g->filters, cfg, err, sizeof err) < 0) {
+        tg_log_error("%s: %s", cfg->path, err);
         tg_gen_release(g);
         return NULL;
     }
@@ -29,6 +36,7 @@ void tg_gen_release(tg_gen_t *g)
 {
     if (g == NULL || atomic_fetch_sub(&g->refs, 1) != 1)
         return;
+    tg_filter_states_free(&g->filters);
     tg_upstreams_free(&g->ups);
     if (g->router)
         tg_router_free(g->router);
@@ -176,7 +184,6 @@ int tg_runtime_run(tg_config_t *cfg)
     }
     rt->gen = tg_gen_create(cfg);
     if (rt->gen == NULL) {
-        tg_log_error("out of memory building the configuration");
         tg_alog_close(rt->alog);
         free(rt);
         return 1;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 #include "config/config.h"
+#include "filters/filter.h"
 #include "http/msg.h"
 #include "net/bufpool.h"
 #include "observe/access_log.h"
@@ -23,6 +24,7 @@ typedef struct tg_gen {
     tg_config_t *cfg;
     tg_router_t *router;
     tg_upstreams_t ups;
+    tg_filter_states_t filters;
 } tg_gen_t;
 
 struct tg_runtime;

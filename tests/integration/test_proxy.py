@@ -5,11 +5,12 @@ hop-by-hop removal, Host, X-Request-Id; request limits."""
 import http.client
 import json
 import re
+import time
 
 import pytest
 
 from conftest import (RawConn, assert_gateway_error, build_request, curl, http_request,
-                      raw_exchange, sha256)
+                      raw_exchange, sha256, wait_until)
 
 CONFIG = r"""
 server:
@@ -479,3 +480,117 @@ def test_curl_through_gateway(gw):
     doc = json.loads(body)
     assert doc['path'] == '/echo/curl?x=1'
     assert hv(doc, 'X-Curl') == ['1']
+
+
+# -------------------------------------------------------- server limits
+
+LIMITS = """
+server:
+  listen: ["$listen"]
+  workers: 3
+  limits: { header_timeout: 500ms, idle_timeout: 500ms, body_timeout: 500ms, max_body_bytes: 1KiB }
+upstreams:
+  u: { servers: ["$b1"] }
+routes:
+  - name: big
+    match: { path: /big }
+    upstream: u
+    limits: { max_body_bytes: 64KiB }
+  - match: { path: / }
+    upstream: u
+"""
+
+
+@pytest.fixture
+def lgw(backends, tollgate):
+    b1, = backends(1)
+    g = tollgate(LIMITS, b1=b1.addr)
+    g.backend = b1
+    return g
+
+
+def listening_sockets(port):
+    n = 0
+    for f in ('/proc/net/tcp', '/proc/net/tcp6'):
+        with open(f) as fh:
+            for line in fh.readlines()[1:]:
+                parts = line.split()
+                if parts[1].endswith(':%04X' % port) and parts[3] == '0A':
+                    n += 1
+    return n
+
+
+def test_each_worker_has_its_own_listener(lgw):
+    # workers: 3 -> three SO_REUSEPORT listening sockets on the port
+    assert listening_sockets(lgw.port) == 3
+
+
+def test_body_limit_content_length(lgw):
+    r = http_request(lgw.port, 'POST', '/echo', body=b'x' * 2000)
+    assert_gateway_error(r.status, r.header, r.body, 413)
+    assert lgw.backend.log() == []
+    assert http_request(lgw.port, 'POST', '/echo', body=b'x' * 1000).status == 200
+    # a route's own limit
+    assert http_request(lgw.port, 'POST', '/big', body=b'x' * 60000).status == 200
+    r = http_request(lgw.port, 'POST', '/big', body=b'x' * 70000)
+    assert_gateway_error(r.status, r.header, r.body, 413)
+
+
+def test_body_limit_chunked(lgw):
+    body = b''.join(b'100\r\n' + b'c' * 256 + b'\r\n' for _ in range(8)) + b'0\r\n\r\n'
+    with RawConn(lgw.port) as c:
+        c.send(build_request('POST', '/echo', headers={'Transfer-Encoding': 'chunked'}, body=body))
+        r = c.read_response()
+    assert_gateway_error(r.status, r.header, r.body, 413)
+
+
+def test_header_timeout(lgw):
+    with RawConn(lgw.port, timeout=5) as c:
+        c.send(b'GET /echo HTTP/1.1\r\nHost: a\r\nX-Slow: ')
+        t0 = time.monotonic()
+        assert c.wait_closed(4), 'no header_timeout'
+        assert time.monotonic() - t0 >= 0.3
+    if c.buf:   # an answer is optional; if there is one it is 408 JSON
+        assert c.buf.startswith(b'HTTP/1.1 408 '), c.buf[:100]
+    assert lgw.backend.log() == []
+
+
+def test_idle_timeout(lgw):
+    with RawConn(lgw.port, timeout=5) as c:
+        assert c.request('GET', '/echo').status == 200
+        t0 = time.monotonic()
+        assert c.wait_closed(4), 'idle keep-alive connection not closed'
+        assert time.monotonic() - t0 >= 0.3
+        assert c.buf == b''
+
+
+def test_body_timeout(lgw):
+    with RawConn(lgw.port, timeout=5) as c:
+        c.send(b'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789')
+        assert c.wait_closed(4), 'no body_timeout'
+    if c.buf:
+        assert re.match(rb'HTTP/1\.1 (408|502|504) ', c.buf), c.buf[:100]
+
+
+def test_upstream_pool_max_idle(backends, tollgate):
+    b, = backends(1)
+    gw = tollgate("""
+        server: { listen: ["$listen"], workers: 1 }
+        upstreams:
+          u: { servers: ["$b1"], keepalive: { max_idle: 1 } }
+        routes:
+          - match: { path: / }
+            upstream: u
+        """, b1=b.addr)
+    conns = [RawConn(gw.port) for _ in range(4)]
+    try:
+        for c in conns:          # four requests in flight at once: four upstream connections
+            c.send(build_request('GET', '/slow?ms=300'))
+        for c in conns:
+            assert c.read_response().status == 200
+    finally:
+        for c in conns:
+            c.close()
+    assert len({e['conn'] for e in b.log()}) == 4
+    # at most one stays pooled (plus our own /_stats connection)
+    wait_until(lambda: b.stats()['open'] <= 2, timeout=5, what='idle connections beyond max_idle closed')

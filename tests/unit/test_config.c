@@ -238,7 +238,7 @@ static const char *full_yaml =
     "routes:\n"
     "  - name: users-api\n"
     "    match:\n"
-    "      host: [API.example.com, \"*.api.example.com\"]\n"
+    "      host: [API.example.com, \"*.api.example.com\", \"[2001:DB8:0:0::1]\"]\n"
     "      path: /v1/users\n"
     "      methods: [GET, post, PURGE]\n"
     "      headers: { X-Api-Version: \"2\", X-Canary: present, X-Trace: \"~^[0-9a-f]+$\" }\n"
@@ -321,9 +321,10 @@ static void check_full_routes(const tg_config_t *c)
     ck_assert_uint_eq(c->nroutes, 4);
     const tg_route_cfg_t *r = &c->routes[0];
     ck_assert_str_eq(r->name, "users-api");
-    ck_assert_uint_eq(r->match.nhosts, 2);
+    ck_assert_uint_eq(r->match.nhosts, 3);
     ck_assert_str_eq(r->match.hosts[0], "api.example.com");
     ck_assert_str_eq(r->match.hosts[1], "*.api.example.com");
+    ck_assert_str_eq(r->match.hosts[2], "[2001:db8::1]"); /* canonical, as the router compares */
     ck_assert_str_eq(r->match.path, "/v1/users");
     ck_assert_uint_eq(r->match.methods, TG_M_GET | TG_M_POST);
     ck_assert_uint_eq(r->match.nother_methods, 1);
@@ -647,6 +648,9 @@ START_TEST(error_routes)
                "give only one of strip_prefix, replace_prefix and regex");
     EXPECT_SUB(cat(ups, "routes: [ { upstream: users, rewrite: { regex: { pattern: \"^/(a)\", replace: \"/$2\" } } } ]\n"),
                "routes[0].rewrite.regex.replace: replace uses $2 but the pattern has 1 capture group");
+    tg_config_t *c = load_ok(cat(ups, "routes: [ { upstream: users, rewrite: { regex: { pattern: \"^/(a)\", replace: \"/$0/$1/$x\" } } } ]\n"));
+    ck_assert_str_eq(c->routes[0].rewrite.replace, "/$0/$1/$x");
+    tg_config_release(c);
     EXPECT_SUB(cat(ups, "routes: [ { upstream: users, rewrite: { replace_prefix: { from: /a } } } ]\n"), "needs both from: and to:");
     EXPECT_SUB(cat(ups, "routes: [ { upstream: users, retries: { attempts: 11 } } ]\n"), "must be between 0 and 10");
 }
