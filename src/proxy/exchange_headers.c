@@ -77,9 +77,19 @@ static bool connection_listed(const tg_header_t *h, size_t n, tg_str_t name)
     return false;
 }
 
-static bool drop_hop(const tg_header_t *h, size_t n, tg_str_t name)
+static bool has_connection_field(const tg_header_t *h, size_t n)
 {
-    return tg_http_is_hop_by_hop(name) || connection_listed(h, n, name);
+    for (size_t i = 0; i < n; i++)
+        if (h[i].name.len == 10 && tg_str_ieq_c(h[i].name, "connection"))
+            return true;
+    return false;
+}
+
+/* `conn`: the message has a Connection field (rare with HTTP/1.1 clients), so
+ * the fields it lists are hop-by-hop too. */
+static bool drop_hop(const tg_header_t *h, size_t n, tg_str_t name, bool conn)
+{
+    return tg_http_is_hop_by_hop(name) || (conn && connection_listed(h, n, name));
 }
 
 /* Joins several field lines of one name with ", ", in order. */
@@ -110,23 +120,32 @@ static tg_str_t join_values(tg_exchange_t *ex, const tg_request_t *req, const ch
     return tg_str(buf, o);
 }
 
-static tg_str_t concat(tg_exchange_t *ex, tg_str_t prev, const char *sep, const char *fmt_value)
+/* prev + sep + value (or value alone when prev is empty), in the arena. */
+static tg_str_t concat(tg_exchange_t *ex, tg_str_t prev, const char *sep, const char *value)
 {
-    char *s = prev.len ? tg_arena_printf(&ex->arena, "%.*s%s%s", (int)prev.len, prev.p, sep, fmt_value)
-                       : tg_arena_strdup(&ex->arena, fmt_value);
-    return tg_str_c(s);
+    size_t sl = prev.len ? strlen(sep) : 0, vl = strlen(value);
+    char *p = tg_arena_alloc(&ex->arena, prev.len + sl + vl);
+    if (p == NULL)
+        return TG_STR_NULL;
+    memcpy(p, prev.p ? prev.p : "", prev.len);
+    memcpy(p + prev.len, sep, sl);
+    memcpy(p + prev.len + sl, value, vl);
+    return tg_str(p, prev.len + sl + vl);
 }
 
 /* Headers the gateway owns on the way up: client copies are replaced. */
 static bool replaced_upstream(tg_str_t name)
 {
-    static const char *const names[] = { "host", "content-length", "transfer-encoding", "expect",
-                                         "x-request-id", "x-forwarded-for", "x-forwarded-proto",
-                                         "x-forwarded-host", "x-real-ip", "forwarded", "via",
-                                         "x-consumer-name", "x-consumer-groups",
-                                         "x-client-cert-subject", "x-client-cert-fingerprint" };
+    static const tg_str_t names[] = {
+        TG_STR_LIT("host"), TG_STR_LIT("content-length"), TG_STR_LIT("transfer-encoding"),
+        TG_STR_LIT("expect"), TG_STR_LIT("x-request-id"), TG_STR_LIT("x-forwarded-for"),
+        TG_STR_LIT("x-forwarded-proto"), TG_STR_LIT("x-forwarded-host"), TG_STR_LIT("x-real-ip"),
+        TG_STR_LIT("forwarded"), TG_STR_LIT("via"), TG_STR_LIT("x-consumer-name"),
+        TG_STR_LIT("x-consumer-groups"), TG_STR_LIT("x-client-cert-subject"),
+        TG_STR_LIT("x-client-cert-fingerprint"),
+    };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (tg_str_ieq_c(name, names[i]))
+        if (names[i].len == name.len && tg_str_ieq(name, names[i]))
             return true;
     return false;
 }
@@ -139,8 +158,13 @@ static tg_str_t target_for_upstream(tg_exchange_t *ex)
     tg_str_t query = ex->query_set ? ex->up_query : ex->req.query;
     if (query.len == 0)
         return path;
-    return tg_str_c(tg_arena_printf(&ex->arena, "%.*s?%.*s", (int)path.len, path.p,
-                                    (int)query.len, query.p));
+    char *t = tg_arena_alloc(&ex->arena, path.len + 1 + query.len);
+    if (t == NULL)
+        return TG_STR_NULL;
+    memcpy(t, path.p, path.len);
+    t[path.len] = '?';
+    memcpy(t + path.len + 1, query.p, query.len);
+    return tg_str(t, path.len + 1 + query.len);
 }
 
 static void apply_edits(tg_exchange_t *ex, hlist_t *l)
@@ -192,17 +216,18 @@ static void add_forwarded(tg_exchange_t *ex, const tg_request_t *req, hlist_t *l
     tg_str_t xff = join_values(ex, req, "x-forwarded-for");
     hl_add(l, TG_STR_LIT("X-Forwarded-For"), concat(ex, xff, ", ", ex->peer_ip));
     tg_str_t proto = trust ? header_or_null(req, "x-forwarded-proto") : TG_STR_NULL;
-    hl_add(l, TG_STR_LIT("X-Forwarded-Proto"), proto.len ? proto : TG_STR_LIT("http"));
+    hl_add(l, TG_STR_LIT("X-Forwarded-Proto"), proto.len ? proto : ex->tls ? TG_STR_LIT("https") : TG_STR_LIT("http"));
     tg_str_t fhost = trust ? header_or_null(req, "x-forwarded-host") : TG_STR_NULL;
     hl_add(l, TG_STR_LIT("X-Forwarded-Host"), fhost.len ? fhost : ex->authority);
     hl_add(l, TG_STR_LIT("X-Real-IP"), tg_str_c(ex->client_ip));
     /* RFC 7239: IPv6 nodes are bracketed and quoted. */
     bool v6 = strchr(ex->peer_ip, ':') != NULL;
-    char *node = tg_arena_printf(&ex->arena, v6 ? "for=\"[%s]\"" : "for=%s", ex->peer_ip);
-    char *elem = tg_arena_printf(&ex->arena, "%s;host=\"%.*s\";proto=http", node ? node : "",
-                                 (int)ex->authority.len, ex->authority.p);
+    char elem[384];
+    int el = snprintf(elem, sizeof elem, v6 ? "for=\"[%s]\";host=\"%.*s\";proto=%s" : "for=%s;host=\"%.*s\";proto=%s",
+                      ex->peer_ip, (int)(ex->authority.len < 256 ? ex->authority.len : 0), ex->authority.p,
+                      ex->tls ? "https" : "http");
     tg_str_t prev = trust ? join_values(ex, req, "forwarded") : TG_STR_NULL;
-    hl_add(l, TG_STR_LIT("Forwarded"), concat(ex, prev, ", ", elem ? elem : ""));
+    hl_add(l, TG_STR_LIT("Forwarded"), concat(ex, prev, ", ", el > 0 ? elem : ""));
     tg_str_t via = join_values(ex, req, "via");
     hl_add(l, TG_STR_LIT("Via"), concat(ex, via, ", ", req->version_minor ? "1.1 tollgate" : "1.0 tollgate"));
     hl_add(l, TG_STR_LIT("X-Request-Id"), tg_str(ex->request_id, ex->rid_len));
@@ -217,9 +242,10 @@ int tg__ex_build_upstream_head(tg_exchange_t *ex)
         return -1;
     if (req->authority.len)
         hl_add(&l, TG_STR_LIT("Host"), ex->authority);
+    bool conn = has_connection_field(req->headers, req->nheaders);
     for (size_t i = 0; i < req->nheaders; i++) {
         tg_str_t name = req->headers[i].name;
-        if (replaced_upstream(name) || drop_hop(req->headers, req->nheaders, name))
+        if (replaced_upstream(name) || drop_hop(req->headers, req->nheaders, name, conn))
             continue;
         hl_add(&l, name, req->headers[i].value);
     }
@@ -290,9 +316,10 @@ int tg__ex_response_headers(tg_exchange_t *ex, const tg_response_t *in, tg_respo
      * representation; everywhere else the codec writes the framing. */
     bool keep_length = ex->head_req || in->status == 304;
     tg_str_t via = TG_STR_NULL;
+    bool conn = has_connection_field(in->headers, in->nheaders);
     for (size_t i = 0; i < in->nheaders; i++) {
         tg_str_t name = in->headers[i].name;
-        if (drop_hop(in->headers, in->nheaders, name) || tg_str_ieq_c(name, "x-request-id"))
+        if (drop_hop(in->headers, in->nheaders, name, conn) || tg_str_ieq_c(name, "x-request-id"))
             continue;
         if (tg_str_ieq_c(name, "content-length") && !keep_length)
             continue;
