@@ -16,7 +16,7 @@ deps:
 
 build:
 	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD_DIR) -j $(JOBS)
+	@cmake --build $(BUILD_DIR) -j $(JOBS) -- --no-print-directory
 	@ln -sf $(BUILD_DIR)/compile_commands.json compile_commands.json
 
 run: deps build

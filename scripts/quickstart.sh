@@ -69,7 +69,7 @@ Try, in another terminal:
   # proxied to the "demo" upstream, /api stripped: the backend echoes what it got
   curl -s localhost:$port/api/echo/users?id=7
 
-  # load balancing: round robin over b1, b2, b3
+  # load balancing: weighted round robin over b1, b2, b3 (weights in the config)
   for i in 1 2 3 4; do curl -s localhost:$port/api/echo | grep -o '"name":"[^"]*"'; done
 
   # headers the backend received (X-Forwarded-For, X-Request-Id, Via, ...)

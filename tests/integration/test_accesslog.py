@@ -207,10 +207,10 @@ def test_unwritable_log_never_blocks_requests(backends, tollgate, tmp_path):
     try:
         gw = tollgate(config(b, f'{{ path: "{fifo}", format: json }}'))
         assert stat.S_ISFIFO(os.stat(fifo).st_mode)
-        pad = 'y' * 2000
+        pad = 'y' * 4000
         t0 = time.monotonic()
         with RawConn(gw.port, timeout=5) as c:
-            for i in range(1500):            # ~3 MB of log lines
+            for i in range(1500):            # ~6 MB of log lines: more than the log's queue holds
                 r = c.request('GET', f'/teapot?pad={pad}&i={i}')
                 assert r.status == 418
         assert time.monotonic() - t0 < 30
