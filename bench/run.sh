@@ -10,6 +10,11 @@
 # installed. Every other argument is passed to proxy-compare.sh unchanged, e.g.
 #   bench/run.sh build/tollgate --mode h1,idle --rounds 7
 #   bench/run.sh build/tollgate --layout none
+# Config variants (docs/performance.md): TG_BENCH_BALANCE (default round_robin)
+# and TG_BENCH_SERVERS (a YAML flow list, default ["127.0.0.1:18080"]), e.g.
+#   TG_BENCH_BALANCE=p2c TG_BENCH_SERVERS='["127.0.0.1:18080", "127.1:18080"]' bench/run.sh ...
+# TG_BENCH_ROUTE_EXTRA adds keys to the route (one line of YAML), e.g.
+#   TG_BENCH_ROUTE_EXTRA='rate_limit: [ { key: client_ip, rate: 1000000/s, burst: 1000000 } ]'
 set -euo pipefail
 
 usage() { echo "usage: bench/run.sh path/to/tollgate [proxy-compare.sh args...]" >&2; exit 2; }
@@ -75,12 +80,14 @@ server:
   limits: { idle_timeout: 300s }
 upstreams:
   origin:
-    servers: ["127.0.0.1:18080"]
+    servers: ${TG_BENCH_SERVERS:-["127.0.0.1:18080"]}
+    balance: ${TG_BENCH_BALANCE:-round_robin}
     keepalive: { max_idle: 128, idle_timeout: 300s }
     timeouts: { idle: 300s }
 routes:
   - match: { path: / }
     upstream: origin
+    ${TG_BENCH_ROUTE_EXTRA:-}
 EOF
 "$bin" -t -c "$cfg" || { echo "bench: tollgate rejected $cfg" >&2; exit 1; }
 

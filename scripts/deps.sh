@@ -5,8 +5,12 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
-            libuv1-dev libyaml-dev libpcre2-dev libjansson-dev libssl-dev libnghttp2-dev check)
-test_pkgs=(curl python3 python3-pytest python3-httpx python3-h2 openssl)
+            libuv1-dev libyaml-dev libpcre2-dev libjansson-dev libssl-dev libnghttp2-dev check
+            libhiredis-dev  # hiredis: async Redis client for `store: redis` rate limits
+            libcrypt-dev)   # crypt_r for Basic auth password hashes (bcrypt, sha-crypt, yescrypt)
+test_pkgs=(curl python3 python3-pytest python3-httpx python3-h2 openssl
+           redis-server  # the rate-limit tests start their own redis-server
+           python3-jwt python3-cryptography apache2-utils)  # security tests: JWTs, keys, htpasswd
 bench_pkgs=(nginx haproxy wrk nghttp2-client)
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")

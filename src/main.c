@@ -15,7 +15,8 @@ static void usage(FILE *out)
             "  -t, --test         check the configuration, print every error, exit 0/1\n"
             "  -v, --version      print the version\n"
             "  -h, --help         this text\n"
-            "signals: SIGTERM/SIGQUIT drain for server.shutdown_grace then exit; SIGINT stops at once\n");
+            "signals: SIGHUP reloads the configuration; SIGTERM/SIGQUIT drain for\n"
+            "server.shutdown_grace then exit; SIGINT stops at once\n");
 }
 
 int main(int argc, char **argv)

@@ -6,6 +6,7 @@
  * are replaced by "[redacted]": admin.token, and header values whose name
  * suggests a credential (Authorization, Cookie, *token*, *key*, ...). */
 #include "config/config.h"
+#include "config/internal.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -324,6 +325,8 @@ static void route_extras(out_t *o, json_t *j, const tg_route_cfg_t *r)
         put(o, sub, "max_body_bytes", json_integer((json_int_t)r->max_body_bytes));
     if (r->has_retries && (sub = put(o, j, "retries", json_object())) != NULL)
         put(o, sub, "attempts", json_integer(r->retry_attempts));
+    if (r->nrate_limits)
+        put(o, j, "rate_limit", tg__dump_rate_limits(r));
 }
 
 static json_t *route(out_t *o, const tg_route_cfg_t *r)
@@ -344,6 +347,7 @@ static json_t *route(out_t *o, const tg_route_cfg_t *r)
     if (r->response_headers.nset || r->response_headers.nadd || r->response_headers.nremove)
         put(o, j, "response_headers", header_ops(o, &r->response_headers));
     route_extras(o, j, r);
+    tg__dump_security_route(r, j); /* dump_security.c */
     return j;
 }
 
@@ -356,6 +360,9 @@ char *tg_config_to_json(const tg_config_t *c)
     put(&o, root, "server", server(&o, &c->server));
     if (c->admin.enabled)
         put(&o, root, "admin", admin(&o, &c->admin));
+    if (c->redis.enabled)
+        put(&o, root, "redis", tg__dump_redis(&c->redis));
+    tg__dump_security_top(c, root); /* dump_security.c */
     if ((ups = put(&o, root, "upstreams", json_object())) != NULL)
         for (size_t i = 0; i < c->nupstreams; i++)
             put(&o, ups, c->upstreams[i].name, upstream(&o, &c->upstreams[i]));

@@ -144,11 +144,48 @@ void tg__load_admin(tg__ctx_t *cx, tg__node_t *n, void *obj);
 void tg__server_finish(tg__ctx_t *cx);      /* defaults that depend on presence, cross checks */
 void tg__load_upstreams(tg__ctx_t *cx, tg__node_t *n);            /* schema_upstream.c */
 const tg_upstream_cfg_t *tg__upstream_find(tg__ctx_t *cx, const char *name);
+/* schema_upstream_resilience.c: upstreams.*.health_check, .outlier,
+ * .circuit_breaker, .retries.non_idempotent (each fills `u`, reports errors). */
+void tg__load_health_check(tg__ctx_t *cx, tg__node_t *v, tg_upstream_cfg_t *u);
+void tg__load_outlier(tg__ctx_t *cx, tg__node_t *v, tg_upstream_cfg_t *u);
+void tg__load_circuit_breaker(tg__ctx_t *cx, tg__node_t *v, tg_upstream_cfg_t *u);
+void tg__load_retry_non_idempotent(tg__ctx_t *cx, tg__node_t *v, tg_upstream_cfg_t *u);
 void tg__load_routes(tg__ctx_t *cx, tg__node_t *n);               /* schema_route.c */
+/* schema_upstream_tls.c: upstreams.*.tls, protocol/TLS checks, and the route
+ * keys that depend on the upstream protocol (websocket, grpc_web). */
+void tg__load_upstream_tls(tg__ctx_t *cx, tg__node_t *v, tg_upstream_cfg_t *u);
+void tg__upstream_protocol_finish(tg__ctx_t *cx, tg__node_t *n, tg_upstream_cfg_t *u);
+void tg__load_route_websocket(tg__ctx_t *cx, tg__node_t *v, tg_route_cfg_t *r);
+void tg__load_route_grpc_web(tg__ctx_t *cx, tg__node_t *v, tg_route_cfg_t *r);
+void tg__route_protocol_finish(tg__ctx_t *cx, tg__node_t *n, tg_route_cfg_t *r);
+/* schema_tls.c: server.listen[].tls into l (l->tls set when usable) */
+void tg__load_listen_tls(tg__ctx_t *cx, tg__node_t *v, tg_listen_cfg_t *l);
 /* schema_match.c */
 void tg__load_match(tg__ctx_t *cx, tg__node_t *n, void *route);
 void tg__load_header_ops(tg__ctx_t *cx, tg__node_t *n, void *ops);
 bool tg__header_map(tg__ctx_t *cx, tg__node_t *v, tg_kv_t **out, size_t *nout);
 bool tg__check_path(tg__ctx_t *cx, tg__node_t *n, const char *path);
+/* schema_security.c: top-level consumers: and htpasswd: (obj unused), route
+ * auth/allow/deny/validate, match.json */
+void tg__load_consumers(tg__ctx_t *cx, tg__node_t *n, void *obj);
+void tg__load_htpasswd(tg__ctx_t *cx, tg__node_t *n, void *obj);
+void tg__load_auth(tg__ctx_t *cx, tg__node_t *n, tg_route_cfg_t *r);
+void tg__load_allow(tg__ctx_t *cx, tg__node_t *n, tg_route_cfg_t *r);
+void tg__load_deny(tg__ctx_t *cx, tg__node_t *n, tg_route_cfg_t *r);
+void tg__load_validate(tg__ctx_t *cx, tg__node_t *n, tg_route_cfg_t *r);
+void tg__load_match_json(tg__ctx_t *cx, tg__node_t *n, tg_match_cfg_t *m);
+/* dump_security.c: the security keys into tg_config_to_json's objects */
+struct json_t;
+void tg__dump_security_top(const tg_config_t *c, struct json_t *root);
+void tg__dump_security_route(const tg_route_cfg_t *r, struct json_t *route);
+/* schema_ratelimit.c: top-level redis: (obj unused) and routes[].rate_limit */
+void tg__load_redis(tg__ctx_t *cx, tg__node_t *n, void *obj);
+void tg__load_rate_limits(tg__ctx_t *cx, tg__node_t *n, tg_route_cfg_t *route);
+/* ... and their part of tg_config_to_json (new references; NULL on OOM) */
+struct json_t *tg__dump_redis(const tg_redis_cfg_t *r);
+struct json_t *tg__dump_rate_limits(const tg_route_cfg_t *route);
+/* schema_cache.c: top-level cache: (obj unused) and routes[].cache */
+void tg__load_cache(tg__ctx_t *cx, tg__node_t *n, void *obj);
+void tg__load_route_cache(tg__ctx_t *cx, tg__node_t *n, tg_route_cfg_t *route);
 
 #endif

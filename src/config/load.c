@@ -143,6 +143,10 @@ static void top_routes(tg__ctx_t *cx, tg__node_t *v, void *obj) { ((top_t *)obj)
 static const tg__key_t top_keys[] = {
     { "server", tg__load_server },
     { "admin", tg__load_admin },
+    { "redis", tg__load_redis },
+    { "cache", tg__load_cache },
+    { "consumers", tg__load_consumers },
+    { "htpasswd", tg__load_htpasswd },
     { "upstreams", top_upstreams },
     { "routes", top_routes },
     { NULL, NULL },

@@ -436,6 +436,11 @@ static void m_query(tg__ctx_t *cx, tg__node_t *v, void *obj)
     }
 }
 
+static void m_json(tg__ctx_t *cx, tg__node_t *v, void *obj)
+{
+    tg__load_match_json(cx, v, ((match_obj_t *)obj)->m); /* schema_security.c */
+}
+
 static const tg__key_t match_keys[] = {
     { "host", m_host },
     { "path", m_path },
@@ -444,6 +449,7 @@ static const tg__key_t match_keys[] = {
     { "methods", m_methods },
     { "headers", m_headers },
     { "query", m_query },
+    { "json", m_json },
     { NULL, NULL },
 };
 static const tg__schema_t match_schema = { "routes[].match", match_keys, false };

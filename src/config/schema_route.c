@@ -311,7 +311,38 @@ static void r_match(tg__ctx_t *cx, tg__node_t *v, void *obj)
     tg__load_match(cx, v, ((route_obj_t *)obj)->r);
 }
 
+/* Security keys (schema_security.c). */
+static void r_auth(tg__ctx_t *cx, tg__node_t *v, void *obj) { tg__load_auth(cx, v, ((route_obj_t *)obj)->r); }
+static void r_allow(tg__ctx_t *cx, tg__node_t *v, void *obj) { tg__load_allow(cx, v, ((route_obj_t *)obj)->r); }
+static void r_deny(tg__ctx_t *cx, tg__node_t *v, void *obj) { tg__load_deny(cx, v, ((route_obj_t *)obj)->r); }
+static void r_validate(tg__ctx_t *cx, tg__node_t *v, void *obj) { tg__load_validate(cx, v, ((route_obj_t *)obj)->r); }
+
+static void r_rate_limit(tg__ctx_t *cx, tg__node_t *v, void *obj)
+{
+    tg__load_rate_limits(cx, v, ((route_obj_t *)obj)->r);
+}
+
+static void r_cache(tg__ctx_t *cx, tg__node_t *v, void *obj)
+{
+    route_obj_t *o = obj;
+    note_proxy_only(o, v, "cache");
+    tg__load_route_cache(cx, v, o->r);
+}
+
 /* ---- one route ---- */
+
+/* schema_upstream_tls.c: keys that depend on the upstream's protocol. */
+static void r_websocket(tg__ctx_t *cx, tg__node_t *v, void *obj)
+{
+    note_proxy_only(obj, v, "websocket");
+    tg__load_route_websocket(cx, v, ((route_obj_t *)obj)->r);
+}
+
+static void r_grpc_web(tg__ctx_t *cx, tg__node_t *v, void *obj)
+{
+    note_proxy_only(obj, v, "grpc_web");
+    tg__load_route_grpc_web(cx, v, ((route_obj_t *)obj)->r);
+}
 
 static const tg__key_t route_keys[] = {
     { "name", r_name },
@@ -324,6 +355,14 @@ static const tg__key_t route_keys[] = {
     { "timeouts", r_timeouts },
     { "limits", r_limits },
     { "retries", r_retries },
+    { "rate_limit", r_rate_limit },
+    { "auth", r_auth },
+    { "allow", r_allow },
+    { "deny", r_deny },
+    { "validate", r_validate },
+    { "cache", r_cache },
+    { "websocket", r_websocket },
+    { "grpc_web", r_grpc_web },
     { NULL, NULL },
 };
 static const tg__schema_t route_schema = { "routes[]", route_keys, false };
@@ -347,6 +386,7 @@ static void load_route(tg__ctx_t *cx, tg__node_t *n, tg_route_cfg_t *r, size_t i
         tg__err(cx, o.proxy_only, "has no effect on a route that uses respond");
         tg__path_pop(cx, mark);
     }
+    tg__route_protocol_finish(cx, n, r);
 }
 
 typedef struct name_ref {

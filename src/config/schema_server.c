@@ -79,10 +79,12 @@ static void listen_addr_key(tg__ctx_t *cx, tg__node_t *v, void *obj)
     listen_address(cx, v, o->l);
 }
 
-static const tg__enum_t protocols[] = { { "http/1.1", 0 }, { "h2", 1 }, { NULL, 0 } };
+static const tg__enum_t protocols[] = { { "http/1.1", TG_ALPN_HTTP11 }, { "h2", TG_ALPN_H2 }, { NULL, 0 } };
 
+/* The ALPN list, in preference order (duplicates are errors). */
 static void listen_protocols(tg__ctx_t *cx, tg__node_t *v, void *obj)
 {
+    tg_listen_cfg_t *l = ((listen_obj_t *)obj)->l;
     tg__node_t **items;
     size_t n;
     if (!tg__list(cx, v, false, &items, &n))
@@ -92,14 +94,28 @@ static void listen_protocols(tg__ctx_t *cx, tg__node_t *v, void *obj)
     for (size_t i = 0; i < n; i++) {
         size_t mark = tg__path_index(cx, i);
         int p;
-        tg__enum(cx, items[i], protocols, "server.listen[]", "protocols", &p);
+        if (tg__enum(cx, items[i], protocols, "server.listen[]", "protocols", &p)) {
+            bool dup = false;
+            for (uint8_t k = 0; k < l->nprotocols; k++)
+                dup |= l->protocols[k] == p;
+            if (dup)
+                tg__err(cx, items[i], "listed twice");
+            else if (l->nprotocols < sizeof l->protocols)
+                l->protocols[l->nprotocols++] = (uint8_t)p;
+        }
         tg__path_pop(cx, mark);
     }
+}
+
+static void listen_tls(tg__ctx_t *cx, tg__node_t *v, void *obj)
+{
+    tg__load_listen_tls(cx, v, ((listen_obj_t *)obj)->l); /* schema_tls.c */
 }
 
 static const tg__key_t listen_keys[] = {
     { "address", listen_addr_key },
     { "protocols", listen_protocols },
+    { "tls", listen_tls },
     { NULL, NULL },
 };
 static const tg__schema_t listen_schema = { "server.listen[]", listen_keys, false };
@@ -111,8 +127,6 @@ static void listen_entry(tg__ctx_t *cx, tg__node_t *n, tg_listen_cfg_t *l)
         return;
     }
     listen_obj_t o = { l, false };
-    /* tls: is refused by the features table; has_tls records that it was asked. */
-    l->has_tls = tg__map_get(n, "tls") != NULL;
     if (tg__apply(cx, n, &listen_schema, &o) && !o.have_address)
         tg__err(cx, n, "missing required key \"address\"");
 }

@@ -337,8 +337,14 @@ static void re_budget(tg__ctx_t *cx, tg__node_t *v, void *obj)
     ((up_obj_t *)obj)->u->retry_budget_pct = pct;
 }
 
+static void re_non_idempotent(tg__ctx_t *cx, tg__node_t *v, void *obj)
+{
+    tg__load_retry_non_idempotent(cx, v, ((up_obj_t *)obj)->u);
+}
+
 static const tg__key_t retries_keys[] = {
-    { "attempts", re_attempts }, { "on", re_on }, { "budget", re_budget }, { NULL, NULL },
+    { "attempts", re_attempts }, { "on", re_on }, { "budget", re_budget },
+    { "non_idempotent", re_non_idempotent }, { NULL, NULL },
 };
 static const tg__schema_t retries_schema = { "upstreams.*.retries", retries_keys, false };
 
@@ -353,15 +359,40 @@ static void up_retries(tg__ctx_t *cx, tg__node_t *v, void *obj)
 
 /* ---- one upstream ---- */
 
+/* Resilience sections: parsed in schema_upstream_resilience.c. */
+static void up_health_check(tg__ctx_t *cx, tg__node_t *v, void *obj)
+{
+    tg__load_health_check(cx, v, ((up_obj_t *)obj)->u);
+}
+
+static void up_outlier(tg__ctx_t *cx, tg__node_t *v, void *obj)
+{
+    tg__load_outlier(cx, v, ((up_obj_t *)obj)->u);
+}
+
+static void up_circuit_breaker(tg__ctx_t *cx, tg__node_t *v, void *obj)
+{
+    tg__load_circuit_breaker(cx, v, ((up_obj_t *)obj)->u);
+}
+
+static void up_tls(tg__ctx_t *cx, tg__node_t *v, void *obj)
+{
+    tg__load_upstream_tls(cx, v, ((up_obj_t *)obj)->u); /* schema_upstream_tls.c */
+}
+
 static const tg__key_t upstream_keys[] = {
     { "servers", up_servers },
     { "balance", up_balance },
     { "hash_key", up_hash_key },
     { "protocol", up_protocol },
+    { "tls", up_tls },
     { "keepalive", up_keepalive },
     { "timeouts", up_timeouts },
     { "retries", up_retries },
     { "dns_refresh", up_dns_refresh },
+    { "health_check", up_health_check },
+    { "outlier", up_outlier },
+    { "circuit_breaker", up_circuit_breaker },
     { NULL, NULL },
 };
 static const tg__schema_t upstream_schema = { "upstreams.*", upstream_keys, false };
@@ -422,6 +453,7 @@ static void load_upstream(tg__ctx_t *cx, tg__pair_t *p, tg_upstream_cfg_t *u, si
     }
     tg__apply(cx, p->value, &upstream_schema, &o);
     upstream_finish(cx, p->value, &o);
+    tg__upstream_protocol_finish(cx, p->value, u);
 }
 
 static int cmp_up_name(const void *pa, const void *pb)

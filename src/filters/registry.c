@@ -1,4 +1,7 @@
 #include "filters/filter.h"
+#include "filters/cache.h"
+#include "filters/ratelimit.h"
+#include "filters/security.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +9,12 @@
 /* Phase order of the config contract: limits/validate → auth → allow/deny →
  * rate_limit → cache lookup → request headers → upstream → response headers. */
 const tg_filter_t *const tg_filters[] = {
+    &tg_filter_validate,
+    &tg_filter_auth,
+    &tg_filter_acl,
+    /* auth, allow/deny go above this line; cache below it */
+    &tg_filter_ratelimit,
+    &tg_filter_cache, /* last request filter: answers only what the filters above allowed */
     NULL, /* keeps the array non-empty until the first filter lands */
 };
 const size_t tg_nfilters = sizeof tg_filters / sizeof *tg_filters - 1;

@@ -220,6 +220,23 @@ ssize_t tg_chunked_decode(tg_chunked_t *c, const char *in, size_t len, tg_str_t 
     return (ssize_t)i;
 }
 
+bool tg_chunked_prefix_bad(const char *in, size_t len)
+{
+    tg_chunked_t probe; /* a scratch decoder: ~8 KiB of stack, no allocation */
+    tg_chunked_init(&probe);
+    while (len > 0 && !probe.done) {
+        tg_str_t data;
+        ssize_t r = tg_chunked_decode(&probe, in, len, &data);
+        if (r < 0)
+            return true;
+        if (r == 0)
+            break;
+        in += r;
+        len -= (size_t)r;
+    }
+    return false;
+}
+
 int tg_chunked_trailers(const tg_chunked_t *c, tg_header_t *hdrs, size_t cap, size_t *n)
 {
     *n = 0;

@@ -66,6 +66,10 @@ void tg_chunked_init(tg_chunked_t *c);
 ssize_t tg_chunked_decode(tg_chunked_t *c, const char *in, size_t len, tg_str_t *data);
 /* After c->done: the trailer fields as headers (slices into c->trailer). */
 int tg_chunked_trailers(const tg_chunked_t *c, tg_header_t *hdrs, size_t cap, size_t *n);
+/* True when in[0..len), the start of a chunked body, already breaks the
+ * framing. Codecs run it over the body bytes that arrived with a head, so a
+ * message already known to be bad is refused before any of it is passed on. */
+bool tg_chunked_prefix_bad(const char *in, size_t len);
 
 /* Serializers. Each writes into dst[0..cap) and returns the bytes written,
  * or -1 when it does not fit (nothing useful is left in dst then). */

@@ -165,11 +165,14 @@ static int parse_content_length(tg_str_t v, tg__h1_info_t *info)
 
 /* Transfer-Encoding (RFC 9112 §6.1). The only coding the gateway implements
  * is chunked, so the whole list over every TE field must be exactly one
- * "chunked". A malformed member, an empty member, or chunked twice is a bad
- * message (400); a well-formed coding we do not implement (gzip, identity,
- * "xchunked", …) is 501 (RFC 9112 §6.1). Bad wins over unimplemented. */
+ * "chunked". A malformed member, an empty member, chunked twice, or a list
+ * whose final member is not chunked ("chunked, identity", "xchunked", "gzip":
+ * the length cannot be determined, §6.3 rule 4 says 400 and close) is a bad
+ * message; a well-formed coding we do not implement before a final chunked
+ * ("gzip, chunked") is 501 (§6.1). Bad wins over unimplemented. `*last`
+ * ends up telling whether the last member seen so far is chunked. */
 static void scan_transfer_encoding(tg_str_t v, tg__h1_info_t *info, size_t *nchunked, bool *bad,
-                                   bool *unknown)
+                                   bool *unknown, bool *last)
 {
     size_t start = 0;
     for (size_t i = 0; i <= v.len; i++) {
@@ -177,12 +180,15 @@ static void scan_transfer_encoding(tg_str_t v, tg__h1_info_t *info, size_t *nchu
             continue;
         tg_str_t m = tg_str_trim_ows(tg_str(v.p + start, i - start));
         start = i + 1;
-        if (!tg__h1_is_token(m))
+        *last = false;
+        if (!tg__h1_is_token(m)) {
             *bad = true; /* empty member, or parameters / junk */
-        else if (tg_str_ieq_c(m, "chunked"))
+        } else if (tg_str_ieq_c(m, "chunked")) {
             (*nchunked)++;
-        else
+            *last = true;
+        } else {
             *unknown = true;
+        }
     }
     info->nte++;
 }
@@ -207,7 +213,7 @@ static void scan_connection(tg_str_t v, tg__h1_info_t *info)
 int tg__h1_scan_fields(const tg_header_t *h, size_t n, tg__h1_info_t *info)
 {
     size_t nchunked = 0;
-    bool te_bad = false, te_unknown = false;
+    bool te_bad = false, te_unknown = false, te_last_chunked = false;
     memset(info, 0, sizeof *info);
     for (size_t k = 0; k < n; k++) {
         tg_str_t name = h[k].name, v = h[k].value;
@@ -235,14 +241,14 @@ int tg__h1_scan_fields(const tg_header_t *h, size_t n, tg__h1_info_t *info)
             break;
         case 17:
             if (tg_str_ieq_c(name, "transfer-encoding"))
-                scan_transfer_encoding(v, info, &nchunked, &te_bad, &te_unknown);
+                scan_transfer_encoding(v, info, &nchunked, &te_bad, &te_unknown, &te_last_chunked);
             break;
         default:
             break;
         }
     }
     if (info->nte > 0) {
-        if (te_bad || nchunked > 1)
+        if (te_bad || nchunked > 1 || !te_last_chunked)
             info->te_verdict = TG_H1_ERR_BAD;
         else if (te_unknown)
             info->te_verdict = TG_H1_ERR_NOT_IMPLEMENTED;

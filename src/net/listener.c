@@ -4,7 +4,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
-int tg_listener_open(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr, socklen_t len)
+int tg_listener_socket(const struct sockaddr *addr, socklen_t len)
 {
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -17,6 +17,18 @@ int tg_listener_open(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, addr, len) < 0 || listen(fd, 511) < 0)
         goto fail;
+    return fd;
+fail:;
+    int err = -errno;
+    close(fd);
+    return err;
+}
+
+int tg_listener_open(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr, socklen_t len)
+{
+    int fd = tg_listener_socket(addr, len);
+    if (fd < 0)
+        return fd;
     uv_tcp_init(loop, tcp);
     int r = uv_tcp_open(tcp, fd);
     if (r < 0) {
@@ -24,8 +36,4 @@ int tg_listener_open(uv_loop_t *loop, uv_tcp_t *tcp, const struct sockaddr *addr
         return r;
     }
     return 0;
-fail:;
-    int err = -errno;
-    close(fd);
-    return err;
 }

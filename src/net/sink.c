@@ -1,6 +1,7 @@
 #include "net/sink.h"
 
 #include <string.h>
+#include "net/tls.h"
 
 void tg_sink_init(tg_sink_t *s, uv_stream_t *stream, tg_sink_drain_cb on_drain, void *data)
 {
@@ -25,6 +26,7 @@ void tg_sink_push_copy(tg_sink_t *s, const char *p, size_t n)
 }
 
 static int flush_queue(tg_sink_t *s);
+static int flush_tls(tg_sink_t *s);
 
 /* The in-flight part is written. Slices queued meanwhile go out now; the
  * owner hears of the drain only once nothing is in flight. */
@@ -33,7 +35,7 @@ static void write_done(uv_write_t *req, int status)
     tg_sink_t *s = req->data;
     s->pending = false;
     if (status == 0 && s->niov > 0) {
-        int r = flush_queue(s);
+        int r = s->tls ? flush_tls(s) : flush_queue(s);
         if (r == 1)
             return;
         if (r < 0)
@@ -81,11 +83,33 @@ static int flush_queue(tg_sink_t *s)
     return 1;
 }
 
+void tg_sink_use_tls(tg_sink_t *s, struct tg_tls_conn *t) { s->tls = t; }
+
+static void tls_write_done(void *arg, int status) { write_done(&((tg_sink_t *)arg)->req, status); }
+
+/* TLS: the slices are encrypted into records at once (so they are free when
+ * this returns); only the socket write may be pending. */
+static int flush_tls(tg_sink_t *s)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < s->niov; i++)
+        total += s->iov[i].len;
+    s->req.data = s;
+    int r = tg_tls_write(s->tls, s->iov, s->niov, tls_write_done, s);
+    s->niov = 0;
+    s->nscratch = 0;
+    if (r < 0)
+        return r;
+    s->bytes_written += total;
+    s->pending = r == 1;
+    return r;
+}
+
 int tg_sink_flush(tg_sink_t *s)
 {
     if (s->pending)
         return 1; /* write_done sends what was queued meanwhile */
     if (s->niov == 0)
         return 0;
-    return flush_queue(s);
+    return s->tls ? flush_tls(s) : flush_queue(s);
 }

@@ -29,6 +29,7 @@ struct tg_sink {
     tg_sink_drain_cb on_drain;
     void *data;
     uint64_t bytes_written;
+    struct tg_tls_conn *tls;  /* set: slices are encrypted (copied) at flush, see net/tls.h */
 };
 
 void tg_sink_init(tg_sink_t *s, uv_stream_t *stream, tg_sink_drain_cb on_drain, void *data);
@@ -46,5 +47,8 @@ void tg_sink_push_copy(tg_sink_t *s, const char *p, size_t n);
  * never called for this flush). While a write is pending, new slices may be
  * queued; they go out when it completes, before on_drain is called. */
 int tg_sink_flush(tg_sink_t *s);
+/* From now on, flushes go through TLS session t (plaintext streams never
+ * take this path: their flush is one writev, without copies). */
+void tg_sink_use_tls(tg_sink_t *s, struct tg_tls_conn *t);
 
 #endif

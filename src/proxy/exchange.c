@@ -1,4 +1,5 @@
 #include "proxy/exchange_int.h"
+#include "proxy/exchange_metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,10 @@ static int capture_request(tg_exchange_t *ex, const tg_downstream_info_t *info, 
     ex->req_done = req->body == TG_BODY_NONE || (req->body == TG_BODY_LENGTH && req->content_length == 0);
     ex->bytes_in = info->head_bytes;
     ex->tls = info->tls;
+    if (info->client_cert_subject && info->client_cert_fingerprint) {
+        ex->cert_subject = tg_arena_strdup(&ex->arena, info->client_cert_subject);
+        ex->cert_fingerprint = tg_arena_strdup(&ex->arena, info->client_cert_fingerprint);
+    }
     char hostbuf[256];
     int hl = tg_host_normalize(req->authority, hostbuf, sizeof hostbuf);
     ex->host = hl > 0 ? tg_arena_str_dup(&ex->arena, tg_str(hostbuf, (size_t)hl)) : TG_STR_LIT("");
@@ -74,7 +79,7 @@ tg_exchange_t *tg_exchange_start(tg_worker_t *w, const tg_downstream_ops_t *ops,
         return NULL;
     tg_arena_init(&ex->arena, 4096);
     ex->w = w;
-    ex->gen = w->gen;
+    ex->gen = tg_worker_gen_hold(w); /* kept across a reload until the end */
     ex->ops = ops;
     ex->ctx = ctx;
     ex->t0 = uv_hrtime();
@@ -94,34 +99,48 @@ tg_exchange_t *tg_exchange_start(tg_worker_t *w, const tg_downstream_ops_t *ops,
     tg_route_input_t in = { .host = ex->host, .method = req->method, .path = ex->path,
                             .query = req->query, .headers = req->headers, .nheaders = req->nheaders };
     ex->route = tg_router_match(ex->gen->router, &in);
+    while (ex->route && ex->route->match.njson) {
+        /* Content-based routing: the body decides (exchange_body.c). */
+        if (tg__ex_body_route(ex))
+            return ex;
+        in.from = (uint32_t)ex->route->index + 1; /* over its body limit: its JSON matchers fail */
+        ex->route = tg_router_match(ex->gen->router, &in);
+    }
+    tg__ex_routed(ex);
+    return ex;
+}
+
+void tg__ex_routed(tg_exchange_t *ex)
+{
+    const tg_request_t *req = &ex->req;
     if (ex->route == NULL) {
         tg__ex_respond_error(ex, 404, "no_route");
-        return ex;
+        return;
     }
     const tg_config_t *cfg = ex->gen->cfg;
     ex->max_body = ex->route->max_body_bytes ? ex->route->max_body_bytes : cfg->server.limits.max_body_bytes;
     if (req->body == TG_BODY_LENGTH && req->content_length > ex->max_body) {
         tg__ex_respond_error(ex, 413, "body_too_large");
-        return ex;
+        return;
     }
     ex->filter_slots = tg_arena_calloc(&ex->arena, (tg_nfilters + 1) * sizeof(void *));
     ex->filter_ran = tg_arena_calloc(&ex->arena, tg_nfilters + 1);
     if (ex->filter_slots == NULL || ex->filter_ran == NULL) {
         tg__ex_respond_error(ex, 503, "out_of_memory");
-        return ex;
+        return;
     }
     ex->view = (tg_ex_request_t){ .method = ex->method, .target = ex->target, .path = ex->path,
                                   .host = ex->host, .authority = ex->authority, .query = ex->query,
                                   .headers = ex->req.headers, .nheaders = ex->req.nheaders,
                                   .client_ip = ex->client_ip,
                                   .client_addr = (struct sockaddr *)&ex->client_addr,
-                                  .route = ex->route, .cfg = cfg, .tls = ex->tls };
+                                  .route = ex->route, .cfg = cfg, .tls = ex->tls,
+                                  .client_cert_subject = ex->cert_subject,
+                                  .client_cert_fingerprint = ex->cert_fingerprint };
     tg__ex_run_filters(ex);
-    return ex;
 }
 
-/* After the request filters: a direct answer, or the upstream. */
-static void proceed(tg_exchange_t *ex)
+void tg__ex_proceed(tg_exchange_t *ex)
 {
     if (ex->route->has_respond) {
         tg__ex_respond_direct(ex);
@@ -135,7 +154,8 @@ static void proceed(tg_exchange_t *ex)
     uint32_t attempts = ex->route->has_retries ? ex->route->retry_attempts : ucfg->retry_attempts;
     ex->max_tries = 1 + attempts;
     ex->tried = tg_arena_calloc(&ex->arena, ex->up->nservers ? ex->up->nservers : 1);
-    if (ex->tried == NULL || tg__ex_build_upstream_head(ex) < 0) {
+    if (ex->tried == NULL || tg__ex_tunnel_setup(ex) < 0 || tg__ex_grpc_web_setup(ex) < 0 ||
+        tg__ex_build_upstream_head(ex) < 0) {
         tg__ex_respond_error(ex, 503, "out_of_memory");
         return;
     }
@@ -159,7 +179,9 @@ void tg__ex_run_filters(tg_exchange_t *ex)
             return;
         }
     }
-    proceed(ex);
+    if (tg__ex_body_filters(ex))
+        return; /* a filter wants the whole body first (exchange_body.c) */
+    tg__ex_proceed(ex);
 }
 
 void tg_ex_filter_resume(tg_exchange_t *ex, tg_filter_ret_t r)
@@ -167,6 +189,8 @@ void tg_ex_filter_resume(tg_exchange_t *ex, tg_filter_ret_t r)
     ex->filter_waiting = false;
     if (r == TG_FILTER_DONE)
         return;
+    if (tg__ex_body_resume(ex))
+        return; /* it was a body filter that waited */
     ex->filter_idx++;
     tg__ex_run_filters(ex);
 }
@@ -200,43 +224,46 @@ void tg__ex_filters_end(tg_exchange_t *ex, bool complete)
 
 static void drop_server(tg_exchange_t *ex, bool failed)
 {
-    if (ex->srv == NULL)
-        return;
-    atomic_fetch_sub_explicit(&ex->srv->active, 1, memory_order_relaxed);
     if (failed)
-        atomic_fetch_add_explicit(&ex->srv->failures, 1, memory_order_relaxed);
-    ex->srv = NULL;
+        tg__ex_server_outcome(ex, true);
+    tg__ex_server_release(ex);
 }
 
 static void upstream_failed(tg_exchange_t *ex, int err, bool got_bytes)
 {
     bool was_reused = ex->uc_reused;
+    bool connecting = !ex->uc_ready;
     int srv_index = ex->srv ? (int)ex->srv->index : -1;
     ex->uc = NULL;
     ex->uc_ready = false;
     ex->up_pending = false;
-    drop_server(ex, true);
+    /* A pooled connection that the server closed as we reused it: the request
+     * never reached the application, so it is safe to send it again on a new
+     * connection (nginx and Envoy do the same); not the server's fault. */
+    bool stale_pooled = was_reused && !ex->body_started && !got_bytes && err != UV_ETIMEDOUT;
+    if (!stale_pooled)
+        tg__ex_count_try(ex, 0, err);
+    drop_server(ex, !stale_pooled);
     if (ex->resp_head_sent) {
         tg__ex_finish(ex, false); /* a half-sent response can only be cut */
         return;
     }
-    /* A pooled connection that the server closed as we reused it: the request
-     * never reached the application, so it is safe to send it again on a new
-     * connection (nginx and Envoy do the same). Connect failures move on to
-     * another server while retries are allowed. */
-    bool replayable = !ex->body_started && !got_bytes;
-    bool stale_pooled = was_reused && replayable && err != UV_ETIMEDOUT;
-    bool connect_failure = !ex->uc_reused && replayable && ex->tries < ex->max_tries &&
-                           err != UV_ETIMEDOUT;
     if (stale_pooled) {
         if (srv_index >= 0)
             ex->tried[srv_index] = 0;
-        ex->tries--; /* not the server's fault: does not use up a retry */
-    }
-    if (stale_pooled || (connect_failure && !ex->resp_head_sent)) {
+        ex->tries--; /* does not use up a retry */
+        tg__ex_reset_for_retry(ex);
         connect_upstream(ex);
         return;
     }
+    /* Other failures retry per retries: (exchange_retry.c), on another server
+     * when there is one. */
+    if (tg__ex_may_retry(ex, tg__ex_failure_cause(err, connecting))) {
+        connect_upstream(ex);
+        return;
+    }
+    if (tg__ex_subst_error(ex, err))
+        return; /* a filter answered (stale-if-error) */
     if (err == UV_ETIMEDOUT)
         tg__ex_respond_error(ex, 504, "upstream_timeout");
     else
@@ -245,18 +272,36 @@ static void upstream_failed(tg_exchange_t *ex, int err, bool got_bytes)
 
 static void queue_request_end(tg_exchange_t *ex);
 
+/* The request body's source may go on: the downstream codec, or the buffered
+ * body being replayed (exchange_body.c). */
+static void resume_source(tg_exchange_t *ex)
+{
+    if (tg__ex_body_replaying(ex))
+        tg__ex_body_pump(ex);
+    else
+        ex->ops->resume_request(ex->ctx);
+}
+
 /* The upstream connection can take the request now. */
 static void upstream_ready(tg_exchange_t *ex)
 {
+    tg__ex_set_pending(ex, false);
     ex->uc_ready = true;
     ex->t_up = uv_hrtime();
-    tg_h1c_begin(ex->uc, ex->head_req, ex->response_timeout_ms);
-    tg_h1c_push(ex->uc, ex->up_head, ex->up_head_len);
+    ex->upreq.head_request = ex->head_req;
+    ex->upreq.response_timeout_ms = ex->response_timeout_ms;
+    ex->upreq.deadline_ms = tg__ex_is_grpc_route(ex) ? tg__ex_grpc_deadline_ms(ex) : 0;
+    ex->upreq.arena = &ex->arena;
+    if (tg_upconn_begin(ex->uc, &ex->upreq) < 0) {
+        tg_upconn_abort(ex->uc);
+        upstream_failed(ex, UV_ENOMEM, false);
+        return;
+    }
     if (ex->req_done)
         queue_request_end(ex);
-    int r = tg_h1c_flush(ex->uc);
+    int r = tg_upconn_flush(ex->uc);
     if (r < 0) {
-        tg_h1c_abort(ex->uc);
+        tg_upconn_abort(ex->uc);
         upstream_failed(ex, r, false);
         return;
     }
@@ -266,7 +311,7 @@ static void upstream_ready(tg_exchange_t *ex)
     }
     if (ex->req_end_queued) {
         ex->req_sent = true;
-        tg_h1c_request_sent(ex->uc);
+        tg_upconn_request_sent(ex->uc);
     }
     if (ex->expect_continue && !ex->continue_sent && !ex->req_done) {
         ex->continue_sent = true;
@@ -274,16 +319,20 @@ static void upstream_ready(tg_exchange_t *ex)
     }
     if (ex->req_paused) {
         ex->req_paused = false;
-        ex->ops->resume_request(ex->ctx); /* last: it may deliver body right away */
+        resume_source(ex); /* last: it may deliver body right away */
     }
 }
 
 static void connect_upstream(tg_exchange_t *ex)
 {
     tg_worker_t *w = ex->w;
-    int pick = tg_swrr_pick(ex->up, w->swrr[ex->up_index], ex->tried);
+    int pick = tg__ex_pick(ex);
     if (pick < 0) {
-        if (ex->tries == 0)
+        if (tg__ex_subst_error(ex, UV_ECONNREFUSED))
+            return; /* a filter answered (stale-if-error) */
+        if (pick == TG__PICK_OVERLOADED)
+            tg__ex_respond_error(ex, 503, "upstream_overloaded");
+        else if (ex->tries == 0)
             tg__ex_respond_error(ex, 503, "no_server_available");
         else
             tg__ex_respond_error(ex, 502, "bad_gateway");
@@ -291,13 +340,10 @@ static void connect_upstream(tg_exchange_t *ex)
     }
     ex->tried[pick] = 1;
     ex->tries++;
-    ex->srv = &ex->up->servers[pick];
-    ex->up_label = ex->srv->cfg->address;
-    atomic_fetch_add_explicit(&ex->srv->active, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&ex->srv->requests, 1, memory_order_relaxed);
+    tg__ex_take_server(ex, pick);
     int err = 0;
     bool reused = false;
-    ex->uc = tg_h1c_acquire(w, ex->up_index, ex->up, ex->srv, &up_events, ex, &reused, &err);
+    ex->uc = tg_upconn_acquire(w, ex->up_index, ex->up, ex->srv, &up_events, ex, &reused, &err);
     ex->uc_reused = reused;
     if (ex->uc == NULL) {
         upstream_failed(ex, err, false);
@@ -305,19 +351,21 @@ static void connect_upstream(tg_exchange_t *ex)
     }
     if (reused)
         upstream_ready(ex);
+    else
+        tg__ex_set_pending(ex, true); /* until connected (breaker max_pending) */
 }
 
 /* ---- request body, downstream → upstream ---- */
 
 static bool upstream_flush(tg_exchange_t *ex)
 {
-    int r = tg_h1c_flush(ex->uc);
+    int r = tg_upconn_flush(ex->uc);
     if (r == 1) {
         ex->up_pending = true;
         return false;
     }
     if (r < 0) {
-        tg_h1c_abort(ex->uc);
+        tg_upconn_abort(ex->uc);
         upstream_failed(ex, r, false);
         return false;
     }
@@ -326,14 +374,19 @@ static bool upstream_flush(tg_exchange_t *ex)
 
 size_t tg_exchange_request_body(tg_exchange_t *ex, const char *p, size_t n)
 {
+    if (tg__ex_body_collecting(ex))
+        return tg__ex_body_collect(ex, p, n);
+    size_t gw = tg__ex_grpc_web_request(ex, p, n); /* gRPC-Web text: decoded first */
+    if (gw != SIZE_MAX)
+        return gw;
     if (!ex->uc_ready || ex->up_pending) {
         ex->req_paused = true;
         return 0;
     }
-    if (ex->body_seen + n > ex->max_body) {
+    if (ex->body_seen + n > ex->max_body && !ex->tunnel) { /* a tunnel has no body limit */
         if (!ex->resp_head_sent) {
             if (ex->uc) {
-                tg_h1c_abort(ex->uc);
+                tg_upconn_abort(ex->uc);
                 ex->uc = NULL;
                 drop_server(ex, false);
             }
@@ -342,54 +395,60 @@ size_t tg_exchange_request_body(tg_exchange_t *ex, const char *p, size_t n)
         }
         return 0;
     }
-    bool chunked = ex->req_body == TG_BODY_CHUNKED;
-    if (tg_h1c_room(ex->uc) < (chunked ? 3u : 1u) && !upstream_flush(ex)) {
+    size_t taken = tg_upconn_body(ex->uc, p, n);
+    if (taken == 0 && n > 0) {
+        if (!upstream_flush(ex)) {
+            ex->req_paused = true;
+            return 0;
+        }
+        taken = tg_upconn_body(ex->uc, p, n);
+    }
+    ex->body_seen += taken;
+    ex->bytes_in += taken;
+    ex->body_started |= taken > 0;
+    if (taken < n)
         ex->req_paused = true;
-        return 0;
-    }
-    if (chunked) {
-        char line[24];
-        ssize_t l = tg_h1_write_chunk_size(line, sizeof line, n);
-        tg_h1c_push_copy(ex->uc, line, (size_t)l);
-        tg_h1c_push(ex->uc, p, n);
-        tg_h1c_push(ex->uc, "\r\n", 2);
-    } else {
-        tg_h1c_push(ex->uc, p, n);
-    }
-    ex->body_seen += n;
-    ex->bytes_in += n;
-    ex->body_started = true;
-    return n;
+    return taken;
 }
 
+/* Queues the end of the request body (with the trailers kept in
+ * ex->req_trailers); when the queue is full it stays owed, and the drain
+ * queues it. */
 static void queue_request_end(tg_exchange_t *ex)
 {
-    if (ex->req_end_queued)
+    if (ex->req_end_queued || ex->uc == NULL)
         return;
-    if (ex->req_body == TG_BODY_CHUNKED)
-        tg_h1c_push(ex->uc, "0\r\n\r\n", 5);
-    ex->req_end_queued = true;
+    if (tg_upconn_end(ex->uc, ex->req_trailers, ex->nreq_trailers) == 0)
+        ex->req_end_queued = true;
+}
+
+/* Copies the request trailers: a full upstream queue may delay their use. */
+static void keep_trailers(tg_exchange_t *ex, const tg_header_t *trailers, size_t n)
+{
+    tg_header_t *t = n ? tg_arena_alloc(&ex->arena, n * sizeof *t) : NULL;
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        t[i].name = tg_arena_str_dup(&ex->arena, trailers[i].name);
+        t[i].value = tg_arena_str_dup(&ex->arena, trailers[i].value);
+    }
+    ex->req_trailers = t;
+    ex->nreq_trailers = n;
 }
 
 void tg_exchange_request_end(tg_exchange_t *ex, const tg_header_t *trailers, size_t n)
 {
     ex->req_done = true;
+    if (tg__ex_body_collecting(ex)) {
+        tg__ex_body_end(ex);
+        return;
+    }
+    keep_trailers(ex, trailers, n);
     if (!ex->uc_ready)
         return; /* queued by upstream_ready */
-    if (ex->req_body == TG_BODY_CHUNKED && n > 0) {
-        char *buf = tg_arena_alloc(&ex->arena, tg_h1_head_size(TG_STR_NULL, TG_STR_NULL, trailers, n) + 8);
-        ssize_t l = buf ? tg_h1_write_last_chunk(buf, SIZE_MAX, trailers, n) : -1;
-        if (l > 0) {
-            if (tg_h1c_room(ex->uc) < 1 && !upstream_flush(ex))
-                return; /* queued at drain */
-            tg_h1c_push(ex->uc, buf, (size_t)l);
-            ex->req_end_queued = true;
-            return;
-        }
-    }
-    if (tg_h1c_room(ex->uc) < 1 && !upstream_flush(ex))
-        return;
     queue_request_end(ex);
+    if (!ex->req_end_queued && upstream_flush(ex))
+        queue_request_end(ex);
 }
 
 int tg_exchange_request_flush(tg_exchange_t *ex)
@@ -404,7 +463,7 @@ int tg_exchange_request_flush(tg_exchange_t *ex)
     }
     if (ex->req_end_queued && !ex->req_sent) {
         ex->req_sent = true;
-        tg_h1c_request_sent(ex->uc);
+        tg_upconn_request_sent(ex->uc);
     }
     return 0;
 }
@@ -425,6 +484,14 @@ static void ev_connected(void *ctx, int status)
 static int ev_head(void *ctx, const tg_response_t *resp)
 {
     tg_exchange_t *ex = ctx;
+    if (resp->status == 101 && ex->tunnel_req) {
+        if (tg__ex_tunnel_head(ex, resp) == 0)
+            return 0; /* exchange_tunnel.c: bytes both ways from here on */
+        ex->uc = NULL;
+        drop_server(ex, false);
+        tg__ex_respond_error(ex, 502, "bad_gateway");
+        return -1;
+    }
     if (resp->status < 200) {
         /* 100 was answered by the gateway itself; other 1xx go to 1.1 clients. */
         if (resp->status == 100 || ex->minor == 0)
@@ -434,9 +501,22 @@ static int ev_head(void *ctx, const tg_response_t *resp)
             ex->ops->response_head(ex->ctx, ex, &out);
         return 0; /* an informational head that cannot be relayed is dropped */
     }
+    tg__ex_count_try(ex, resp->status, 0);
+    if (tg__ex_retry_status(ex, resp->status)) {
+        /* A retryable 502/503/504: dropped with its connection (refusing the
+         * head closes it), the request goes to another server. */
+        ex->uc = NULL;
+        ex->uc_ready = false;
+        ex->up_pending = false;
+        drop_server(ex, false);
+        connect_upstream(ex);
+        return -1;
+    }
     ex->up_status = resp->status;
     ex->status = resp->status;
     ex->up_ms = (double)(uv_hrtime() - ex->t_up) / 1e6;
+    if (tg__ex_subst_head(ex, resp))
+        return 0; /* replaced (exchange_cache_hooks.c): answered after the end */
     tg_response_t out;
     int ok = tg__ex_response_headers(ex, resp, &out);
     if (ok == 0) {
@@ -459,6 +539,11 @@ static size_t ev_body(void *ctx, const char *p, size_t n)
 {
     tg_exchange_t *ex = ctx;
     size_t taken = 0;
+    if (ex->subst_claimed)
+        return n; /* the body of a replaced answer is discarded */
+    size_t gw = tg__ex_grpc_web_body(ex, p, n); /* gRPC-Web text: encoded */
+    if (gw != SIZE_MAX)
+        return gw;
     while (taken < n && !ex->down_pending) {
         size_t t = ex->ops->response_body(ex->ctx, p + taken, n - taken);
         taken += t;
@@ -485,7 +570,7 @@ static void release_upstream(tg_exchange_t *ex)
 {
     if (ex->uc == NULL)
         return;
-    tg_h1c_release(ex->uc, ex->req_sent);
+    tg_upconn_release(ex->uc, ex->req_sent);
     ex->uc = NULL;
     drop_server(ex, false);
 }
@@ -493,7 +578,13 @@ static void release_upstream(tg_exchange_t *ex)
 static void ev_end(void *ctx, const tg_header_t *trailers, size_t n)
 {
     tg_exchange_t *ex = ctx;
+    if (ex->subst_claimed) {
+        release_upstream(ex);
+        tg__ex_subst_respond(ex);
+        return;
+    }
     ex->resp_done = true;
+    tg__ex_grpc_web_end(ex, &trailers, &n); /* gRPC-Web: trailers into the body */
     ex->ops->response_end(ex->ctx, ex, trailers, n);
     int r = ex->ops->flush(ex->ctx);
     if (r == 1) {
@@ -535,7 +626,7 @@ static void ev_drained(void *ctx)
     }
     if (ex->req_end_queued && !ex->req_sent) {
         ex->req_sent = true;
-        tg_h1c_request_sent(ex->uc);
+        tg_upconn_request_sent(ex->uc);
     }
     if (ex->expect_continue && !ex->continue_sent && !ex->req_done) {
         ex->continue_sent = true;
@@ -543,7 +634,7 @@ static void ev_drained(void *ctx)
     }
     if (ex->req_paused) {
         ex->req_paused = false;
-        ex->ops->resume_request(ex->ctx);
+        resume_source(ex);
     }
 }
 
@@ -571,14 +662,14 @@ void tg_exchange_downstream_drained(tg_exchange_t *ex, int status)
     }
     if (ex->up_paused && ex->uc) {
         ex->up_paused = false;
-        tg_h1c_resume(ex->uc);
+        tg_upconn_resume(ex->uc);
     }
 }
 
 void tg_exchange_abort(tg_exchange_t *ex, int status)
 {
     if (ex->uc) {
-        tg_h1c_abort(ex->uc);
+        tg_upconn_abort(ex->uc);
         ex->uc = NULL;
     }
     drop_server(ex, false);

@@ -23,7 +23,9 @@ typedef struct tg_exchange tg_exchange_t;
 typedef struct tg_downstream_ops {
     /* Queue a response head (1xx or final). The codec copies what it needs
      * (the slices may not outlive the call); it chooses the wire framing from
-     * resp->body/content_length. Returns 0 or -1 (cannot: abort). */
+     * resp->body/content_length. resp->keep_alive false on a final head: the
+     * stream closes after this answer (the codec says so on the wire, e.g.
+     * HTTP/1.1 "Connection: close"). Returns 0 or -1 (cannot: abort). */
     int (*response_head)(void *ctx, tg_exchange_t *ex, const tg_response_t *resp);
     /* Queue body bytes, borrowed until the flush completes. Returns the
      * number of bytes taken (fewer when its queue is full: flush, then retry). */
@@ -48,6 +50,10 @@ typedef struct tg_downstream_info {
     const struct sockaddr *peer;
     bool tls;
     uint64_t head_bytes;      /* request head size on the wire */
+    /* The verified TLS client certificate (mTLS), or NULL: its subject as an
+     * RFC 4514 string and its SHA-256 fingerprint (lowercase hex); copied. */
+    const char *client_cert_subject;
+    const char *client_cert_fingerprint;
 } tg_downstream_info_t;
 
 /* Starts an exchange for a parsed request head. `req` and its slices are

@@ -73,6 +73,8 @@ void tg_ex_respond(tg_exchange_t *ex, int status, const tg_header_t *h, size_t n
 void tg_ex_respond_json(tg_exchange_t *ex, int status, const char *json, const tg_header_t *extra,
                         size_t nextra)
 {
+    if (tg__ex_grpc_error(ex, status, "invalid_request", extra, nextra))
+        return; /* a gRPC route: HTTP 200 + grpc-status */
     tg_header_t *v = copy_headers(ex, extra, nextra, 2);
     char *b = tg_arena_strdup(&ex->arena, json);
     if (v == NULL || b == NULL) {
@@ -87,6 +89,8 @@ void tg_ex_respond_json(tg_exchange_t *ex, int status, const char *json, const t
 void tg_ex_respond_error(tg_exchange_t *ex, int status, const char *word, const tg_header_t *extra,
                          size_t nextra)
 {
+    if (tg__ex_grpc_error(ex, status, word, extra, nextra))
+        return; /* a gRPC route: HTTP 200 + grpc-status */
     char *json = tg_arena_printf(&ex->arena, "{\"error\":\"%s\",\"status\":%d,\"request_id\":\"%s\"}\n",
                                  word, status, ex->request_id);
     if (json == NULL) {

@@ -229,7 +229,8 @@ static void add_forwarded(tg_exchange_t *ex, const tg_request_t *req, hlist_t *l
     tg_str_t prev = trust ? join_values(ex, req, "forwarded") : TG_STR_NULL;
     hl_add(l, TG_STR_LIT("Forwarded"), concat(ex, prev, ", ", el > 0 ? elem : ""));
     tg_str_t via = join_values(ex, req, "via");
-    hl_add(l, TG_STR_LIT("Via"), concat(ex, via, ", ", req->version_minor ? "1.1 tollgate" : "1.0 tollgate"));
+    hl_add(l, TG_STR_LIT("Via"), concat(ex, via, ", ", req->version_major == 2 ? "2 tollgate"
+                                                       : req->version_minor ? "1.1 tollgate" : "1.0 tollgate"));
     hl_add(l, TG_STR_LIT("X-Request-Id"), tg_str(ex->request_id, ex->rid_len));
 }
 
@@ -237,7 +238,7 @@ int tg__ex_build_upstream_head(tg_exchange_t *ex)
 {
     const tg_request_t *req = &ex->req;
     hlist_t l;
-    size_t cap = req->nheaders + 14 + ops_count(&ex->route->request_headers) + ex->nedits;
+    size_t cap = req->nheaders + 16 + ops_count(&ex->route->request_headers) + ex->nedits;
     if (hl_init(ex, &l, cap) < 0)
         return -1;
     if (req->authority.len)
@@ -251,11 +252,16 @@ int tg__ex_build_upstream_head(tg_exchange_t *ex)
     }
     add_forwarded(ex, req, &l);
     add_identity(ex, &l);
+    if (ex->cert_subject && ex->cert_fingerprint) { /* mTLS: client copies were dropped above */
+        hl_add(&l, TG_STR_LIT("X-Client-Cert-Subject"), tg_str_c(ex->cert_subject));
+        hl_add(&l, TG_STR_LIT("X-Client-Cert-Fingerprint"), tg_str_c(ex->cert_fingerprint));
+    }
     char clen[24];
     if (req->body == TG_BODY_LENGTH) {
         int n = snprintf(clen, sizeof clen, "%llu", (unsigned long long)req->content_length);
         hl_add(&l, TG_STR_LIT("Content-Length"), tg_arena_str_dup(&ex->arena, tg_str(clen, (size_t)n)));
-    } else if (req->body == TG_BODY_CHUNKED) {
+    } else if (req->body == TG_BODY_CHUNKED || req->body == TG_BODY_STREAM) {
+        /* A body of unknown length (HTTP/2 DATA frames) goes chunked on HTTP/1.1. */
         hl_add(&l, TG_STR_LIT("Transfer-Encoding"), TG_STR_LIT("chunked"));
     }
     apply_ops(&l, &ex->route->request_headers);
@@ -264,13 +270,27 @@ int tg__ex_build_upstream_head(tg_exchange_t *ex)
     if (target.p == NULL)
         return -1;
     size_t size = tg_h1_head_size(req->method, target, l.v, l.n);
-    ex->up_head = tg_arena_alloc(&ex->arena, size);
-    if (ex->up_head == NULL)
+    char *head = tg_arena_alloc(&ex->arena, size);
+    if (head == NULL)
         return -1;
-    ssize_t n = tg_h1_write_request_head(ex->up_head, size, req->method, target, l.v, l.n);
+    ssize_t n = tg_h1_write_request_head(head, size, req->method, target, l.v, l.n);
     if (n < 0)
         return -1;
-    ex->up_head_len = (size_t)n;
+    /* The same fields for codecs that frame heads themselves (HTTP/2): they
+     * skip Host (the authority) and the HTTP/1.1 framing fields. */
+    tg_upreq_t *u = &ex->upreq;
+    u->method = req->method;
+    u->scheme = TG_STR_LIT("http");
+    u->authority = ex->authority;
+    u->target = target;
+    u->headers = l.v;
+    u->nheaders = l.n;
+    u->h1_head = head;
+    u->h1_head_len = (size_t)n;
+    u->body = req->body;
+    u->content_length = req->content_length;
+    const tg_header_t *te = tg_headers_find(req->headers, req->nheaders, "te");
+    u->te_trailers = te && tg_str_list_has_token(te->value, "trailers");
     return 0;
 }
 
@@ -286,7 +306,8 @@ int tg__ex_copy_request(tg_exchange_t *ex, const tg_request_t *in)
     if (buf == NULL || r->headers == NULL)
         return -1;
     size_t o = 0;
-#define COPY(dst, src) do { memcpy(buf + o, (src).p, (src).len); (dst) = tg_str(buf + o, (src).len); o += (src).len; } while (0)
+    /* Empty slices may be {NULL, 0} (HTTP/1.0 without Host): memcpy from NULL is UB. */
+#define COPY(dst, src) do { if ((src).len) memcpy(buf + o, (src).p, (src).len); (dst) = tg_str(buf + o, (src).len); o += (src).len; } while (0)
     COPY(r->method, in->method);
     COPY(r->target, in->target);
     COPY(r->authority, in->authority);
@@ -334,6 +355,7 @@ int tg__ex_response_headers(tg_exchange_t *ex, const tg_response_t *in, tg_respo
     if (ops)
         apply_ops(&l, ops);
     *out = *in;
+    out->keep_alive = true; /* the upstream's is per hop; the exchange decides downstream */
     out->headers = l.v;
     out->nheaders = l.n;
     ex->resp_h = l.v;
@@ -341,6 +363,7 @@ int tg__ex_response_headers(tg_exchange_t *ex, const tg_response_t *in, tg_respo
     ex->resp_cap = l.cap;
     if (in->body == TG_BODY_CHUNKED || in->body == TG_BODY_UNTIL_CLOSE)
         out->body = TG_BODY_STREAM;
+    tg__ex_grpc_web_head(ex, out); /* gRPC-Web: content type back, streamed */
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* Answers the gateway makes itself (errors, `respond:`), and the end of every
  * exchange: the access log line and the release of its memory. */
 #include "proxy/exchange_int.h"
+#include "proxy/exchange_metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,7 @@ void tg__ex_respond(tg_exchange_t *ex, int status, const tg_header_t *extra, siz
     tg_response_t resp = { .status = status, .reason = tg_str_c(tg_http_reason(status)),
                            .version_major = 1, .version_minor = 1, .headers = h, .nheaders = n,
                            .body = TG_BODY_LENGTH, .content_length = body_len,
-                           .keep_alive = true };
+                           .keep_alive = !ex->close_after };
     if (ex->ops->response_head(ex->ctx, ex, &resp) < 0) {
         tg__ex_finish(ex, false);
         return;
@@ -68,6 +69,8 @@ void tg__ex_respond(tg_exchange_t *ex, int status, const tg_header_t *extra, siz
 
 void tg__ex_respond_error(tg_exchange_t *ex, int status, const char *word)
 {
+    if (tg__ex_grpc_error(ex, status, word, NULL, 0))
+        return; /* a gRPC route: HTTP 200 + grpc-status */
     char *body = tg_arena_printf(&ex->arena, "{\"error\":\"%s\",\"status\":%d,\"request_id\":\"%s\"}\n",
                                  word, status, ex->request_id);
     tg_header_t h[] = { { TG_STR_LIT("Content-Type"), TG_STR_LIT("application/json") },
@@ -121,15 +124,17 @@ static void log_exchange(tg_exchange_t *ex)
 void tg__ex_finish(tg_exchange_t *ex, bool ok)
 {
     if (ex->uc) {
-        tg_h1c_abort(ex->uc);
+        tg_upconn_abort(ex->uc);
         ex->uc = NULL;
     }
-    if (ex->srv) {
-        atomic_fetch_sub_explicit(&ex->srv->active, 1, memory_order_relaxed);
-        ex->srv = NULL;
-    }
+    tg__ex_server_release(ex);
     tg__ex_filters_end(ex, ok && ex->resp_done);
+    tg__ex_release_borrowed(ex); /* the codec no longer reads a borrowed body */
+    tg__ex_body_free(ex);
     log_exchange(ex);
+    tg__ex_count(ex);
+    /* Last use of the generation (route names, filters): a reload may free it now. */
+    tg_worker_gen_drop(ex->w, ex->gen);
     const tg_downstream_ops_t *ops = ex->ops;
     void *ctx = ex->ctx;
     tg_arena_free(&ex->arena);

@@ -33,6 +33,8 @@ typedef struct tg_ex_request {
     const tg_route_cfg_t *route;
     const tg_config_t *cfg;
     bool tls;
+    const char *client_cert_subject;     /* verified TLS client certificate (RFC 4514), or NULL */
+    const char *client_cert_fingerprint; /* its SHA-256, lowercase hex, or NULL */
 } tg_ex_request_t;
 
 const tg_ex_request_t *tg_ex_request(tg_exchange_t *ex);
@@ -57,6 +59,27 @@ void tg_ex_respond_json(tg_exchange_t *ex, int status, const char *json, const t
                         size_t nextra);
 void tg_ex_respond(tg_exchange_t *ex, int status, const tg_header_t *h, size_t n, const char *body,
                    size_t len);
+/* The same without copying: the header slices and the body are borrowed
+ * until the exchange ends, when release(arg) is called exactly once (also
+ * when the answer could not be sent). For answers from shared memory (cache
+ * hits): one reference per answer instead of one copy. */
+void tg_ex_respond_borrowed(tg_exchange_t *ex, int status, const tg_header_t *h, size_t n,
+                            const char *body, size_t len, void (*release)(void *), void *arg);
+
+/* Substitution of the upstream's answer (cache revalidation and
+ * stale-if-error; proxy/exchange_cache_hooks.c). Set during on_request, it
+ * is offered every final upstream response head before anything goes
+ * downstream, and every upstream failure that would be answered 502/503/504. */
+typedef struct tg_ex_subst {
+    /* resp: a final head (slices valid for the call); NULL: the upstream
+     * failed (err < 0, UV_ETIMEDOUT for a timeout). true claims it: the
+     * exchange discards the upstream body, releases the connection, then
+     * calls respond() exactly once. */
+    bool (*claim)(tg_exchange_t *ex, void *arg, const tg_response_t *resp, int err);
+    /* Answer now, with tg_ex_respond*. */
+    void (*respond)(tg_exchange_t *ex, void *arg);
+} tg_ex_subst_t;
+void tg_ex_set_substitute(tg_exchange_t *ex, const tg_ex_subst_t *s, void *arg);
 /* Ends a TG_FILTER_WAIT. Never call it after the filter's on_end. */
 void tg_ex_filter_resume(tg_exchange_t *ex, tg_filter_ret_t r);
 

@@ -4,10 +4,14 @@
 #include <string.h>
 #include "http/h1.h"
 #include "net/sink.h"
+#include "observe/gateway_metrics.h"
+#include "proxy/dconn.h"
 #include "proxy/exchange.h"
 #include "util/log.h"
 
-enum { S_HEAD, S_BODY, S_WAIT, S_DISCARD, S_CLOSING, S_CLOSED };
+/* S_TUNNEL: after a 101 (WebSocket), every byte either way is opaque data
+ * until one side closes. */
+enum { S_HEAD, S_BODY, S_WAIT, S_DISCARD, S_TUNNEL, S_CLOSING, S_CLOSED };
 
 /* Request bodies left unread after an early answer are read and dropped up to
  * this many bytes so the connection can be reused; beyond it, it is closed. */
@@ -28,6 +32,7 @@ typedef struct tg_h1s {
     int closing;
     bool reading, paused, again, in_process, ex_done, keep_alive, head_req, broken;
     bool deferred, header_timer, resp_chunked, resp_nobody, resp_close;
+    bool resp_started;         /* a final response head was queued for this request */
     uint8_t minor;
     tg_body_kind_t body;
     uint64_t left;
@@ -35,6 +40,10 @@ typedef struct tg_h1s {
     tg_chunked_t *chunked;
     tg_str_t pend;             /* decoded chunk data not yet taken */
     char *errbuf;              /* a codec-made error response, malloc'd */
+    uint64_t out_counted;      /* of out.bytes_written, already in the metrics */
+    tg_gen_t *gen;             /* pinned from accept to close: c->d.listen points into it */
+    tg_dconn_t d;              /* TLS under this codec; HTTP/2 once handed over (dconn.h) */
+    bool any_request;          /* an HTTP/1.1 request was read: no HTTP/2 preface any more */
 } tg_h1s_t;
 
 static void process(tg_h1s_t *c);
@@ -48,8 +57,18 @@ static void on_closed(uv_handle_t *h)
     if (--c->closing > 0)
         return;
     tg_worker_t *w = c->w;
+    tg_worker_gen_drop(w, c->gen);
     free(c);
     tg_worker_conn_closed(w);
+}
+
+/* Bytes sent are counted per response and at close (observe/gateway_metrics.h). */
+static void count_sent(tg_h1s_t *c)
+{
+    uint64_t d = c->out.bytes_written - c->out_counted;
+    c->out_counted += d;
+    if (d)
+        tg_metric_add(c->w->metrics, &tg_m_bytes_sent, NULL, (int64_t)d);
 }
 
 static void c_close(tg_h1s_t *c)
@@ -57,6 +76,7 @@ static void c_close(tg_h1s_t *c)
     if (c->state == S_CLOSED)
         return;
     c->state = S_CLOSED;
+    count_sent(c);
     if (c->ex) {
         tg_exchange_t *ex = c->ex;
         c->ex = NULL;
@@ -72,6 +92,7 @@ static void c_close(tg_h1s_t *c)
     c->chunked = NULL;
     free(c->errbuf);
     c->errbuf = NULL;
+    tg_dconn_free(&c->d);
     c->closing = 3;
     uv_close((uv_handle_t *)&c->timer, on_closed);
     uv_close((uv_handle_t *)&c->wtimer, on_closed);
@@ -104,7 +125,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static void stop_reading(tg_h1s_t *c)
 {
     if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        tg_dconn_read_stop(&c->d, (uv_stream_t *)&c->tcp);
         c->reading = false;
     }
 }
@@ -114,7 +135,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void start_reading(tg_h1s_t *c)
 {
     if (!c->reading && c->state < S_CLOSING &&
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        tg_dconn_read_start(&c->d, (uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;
 }
 
@@ -147,6 +168,10 @@ static void on_timer(uv_timer_t *t)
             tg_exchange_t *ex = c->ex;
             c->ex = NULL;
             tg_exchange_abort(ex, 408);
+        }
+        if (!c->resp_started) { /* nothing answered yet: say why before closing */
+            send_error(c, 408, "request_timeout");
+            return;
         }
         c_close(c);
         return;
@@ -204,15 +229,20 @@ static void send_error(tg_h1s_t *c, int status, const char *word)
 
 /* ---- request heads and bodies ---- */
 
+static bool upgrade_h2c(tg_h1s_t *c, const tg_request_t *req);
+
 static void begin_exchange(tg_h1s_t *c, const tg_request_t *req, size_t head_len)
 {
     c->rpos += head_len;
+    c->any_request = true;
+    if (upgrade_h2c(c, req))
+        return;
     c->keep_alive = req->keep_alive && !c->w->draining;
     c->head_req = tg_str_eq(req->method, TG_STR_LIT("HEAD"));
     c->minor = req->version_minor;
     c->body = req->body;
     c->left = req->content_length;
-    c->resp_chunked = c->resp_nobody = c->resp_close = false;
+    c->resp_chunked = c->resp_nobody = c->resp_close = c->resp_started = false;
     bool has_body = req->body == TG_BODY_CHUNKED || (req->body == TG_BODY_LENGTH && req->content_length > 0);
     if (req->body == TG_BODY_CHUNKED) {
         c->chunked = malloc(sizeof *c->chunked);
@@ -228,8 +258,8 @@ static void begin_exchange(tg_h1s_t *c, const tg_request_t *req, size_t head_len
         uv_timer_start(&c->timer, on_timer, limits(c)->body_timeout_ms, 0);
     else
         uv_timer_stop(&c->timer);
-    tg_downstream_info_t info = { .peer = (struct sockaddr *)&c->peer, .tls = false,
-                                  .head_bytes = head_len };
+    tg_downstream_info_t info = { .peer = (struct sockaddr *)&c->peer, .head_bytes = head_len };
+    tg_dconn_info(&c->d, &info);
     c->ex_done = false;
     tg_exchange_t *ex = tg_exchange_start(c->w, &h1s_ops, c, &info, req);
     if (c->ex_done)
@@ -262,6 +292,14 @@ static void parse_head(tg_h1s_t *c)
     }
     if (n < 0) {
         send_error(c, tg_h1_err_status(n), tg_h1_err_name(n));
+        return;
+    }
+    /* Body bytes that came with the head and already break the framing: refuse
+     * before any exchange starts, so the backend never sees a request known to
+     * be bad (nginx gets this by buffering bodies); later errors cut mid-body. */
+    if (req.body == TG_BODY_CHUNKED &&
+        tg_chunked_prefix_bad(c->rbuf + c->rpos + n, c->rlen - c->rpos - (size_t)n)) {
+        send_error(c, 400, "bad_chunked_body");
         return;
     }
     begin_exchange(c, &req, (size_t)n);
@@ -357,13 +395,23 @@ static void parse_body(tg_h1s_t *c)
         c->again = false;
 }
 
+/* Tunnel bytes go to the exchange as they come. */
+static void parse_tunnel(tg_h1s_t *c)
+{
+    size_t taken;
+    bool go = offer(c, c->rbuf + c->rpos, c->rlen - c->rpos, &taken);
+    c->rpos += taken;
+    if (go)
+        c->again = false;
+}
+
 static void end_batch(tg_h1s_t *c)
 {
     if (c->ex && c->state == S_BODY && !c->paused) {
         if (c->state == S_BODY)
             uv_timer_start(&c->timer, on_timer, limits(c)->body_timeout_ms, 0);
     }
-    if (c->ex && !c->paused && (c->state == S_BODY || c->state == S_WAIT)) {
+    if (c->ex && !c->paused && (c->state == S_BODY || c->state == S_WAIT || c->state == S_TUNNEL)) {
         tg_exchange_t *ex = c->ex;
         if (tg_exchange_request_flush(ex) == 1 && c->ex == ex)
             c->paused = true;
@@ -399,6 +447,10 @@ static void process(tg_h1s_t *c)
                     break;
                 }
                 parse_head(c);
+            } else if (c->state == S_TUNNEL) {
+                if (c->rpos == c->rlen)
+                    break;
+                parse_tunnel(c);
             } else if (c->state == S_BODY || c->state == S_DISCARD) {
                 if (c->rpos == c->rlen && c->pend.len == 0)
                     break;
@@ -412,6 +464,70 @@ static void process(tg_h1s_t *c)
     } while (!c->paused && c->state < S_CLOSING && c->again && c->state == S_HEAD &&
              c->ex == NULL && c->rpos < c->rlen);
     c->in_process = false;
+}
+
+/* ---- HTTP/2 on this connection (ALPN h2, preface, h2c upgrade) ---- */
+
+static void h2_close(void *conn) { c_close(conn); }
+
+static int start_h2(tg_h1s_t *c)
+{
+    tg_h2s_conn_t io = { .out = &c->out, .close = h2_close, .conn = c };
+    if (tg_dconn_start_h2(&c->d, c->w, &io, (struct sockaddr *)&c->peer) < 0)
+        return -1;
+    c->state = S_WAIT; /* no HTTP/1.1 path runs any more; the codec has its own timers */
+    uv_timer_stop(&c->timer);
+    return 0;
+}
+
+/* Hands the unparsed bytes to the HTTP/2 codec (which copies what it keeps). */
+static void h2_feed(tg_h1s_t *c)
+{
+    int r = tg_h2s_input(c->d.h2, c->rbuf ? c->rbuf + c->rpos : "", c->rlen - c->rpos);
+    if (c->rbuf) {
+        tg_bufpool_put(&c->w->bufs, c->rbuf);
+        c->rbuf = NULL;
+        c->rlen = c->rpos = 0;
+    }
+    if (r < 0)
+        c_close(c);
+}
+
+/* true when the bytes read belong to HTTP/2 (handled, or wait for more). */
+static bool h2_turn(tg_h1s_t *c)
+{
+    if (c->d.h2 == NULL) {
+        int r = c->any_request ? 0 : tg_dconn_detect_h2(&c->d, c->rbuf + c->rpos, c->rlen - c->rpos);
+        if (r <= 0)
+            return r < 0;
+        if (start_h2(c) < 0) {
+            c_close(c);
+            return true;
+        }
+    }
+    h2_feed(c);
+    return true;
+}
+
+/* `Upgrade: h2c` on a request without a body: 101, then stream 1 answers it. */
+static bool upgrade_h2c(tg_h1s_t *c, const tg_request_t *req)
+{
+    static const char resp[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    tg_str_t settings;
+    bool body = req->body == TG_BODY_CHUNKED || (req->body == TG_BODY_LENGTH && req->content_length);
+    if (body || !tg_dconn_h2c_upgrade(&c->d, req, &settings))
+        return false;
+    if (start_h2(c) < 0 || tg_h2s_upgrade(c->d.h2, settings, req) < 0) {
+        c_close(c);
+        return true;
+    }
+    tg_sink_push(&c->out, resp, sizeof resp - 1);
+    if (tg_sink_flush(&c->out) < 0) {
+        c_close(c);
+        return true;
+    }
+    h2_feed(c);
+    return true;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -429,6 +545,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->rlen += (size_t)nread;
+    tg_metric_add(c->w->metrics, &tg_m_bytes_received, NULL, nread);
+    if ((c->d.h2 || !c->any_request) && c->state != S_CLOSED && h2_turn(c))
+        return;
     if (c->state == S_HEAD && !c->header_timer && c->ex == NULL)
         arm_head_timer(c, true);
     process(c);
@@ -441,6 +560,18 @@ static int op_response_head(void *ctx, tg_exchange_t *ex, const tg_response_t *r
     tg_h1s_t *c = ctx;
     tg_arena_t *a = tg_exchange_arena(ex);
     bool info = resp->status < 200;
+    if (resp->status == 101 && c->state == S_WAIT) {
+        /* The exchange accepted an Upgrade: the connection becomes a tunnel
+         * and ends with it. Bytes the client sent early are parsed later. */
+        c->state = S_TUNNEL;
+        c->keep_alive = false;
+        start_reading(c);
+        if (c->rpos < c->rlen && !c->in_process)
+            defer(c);
+    }
+    c->resp_started |= !info;
+    if (!info && !resp->keep_alive)
+        c->keep_alive = false; /* the exchange closes after this answer: say so */
     size_t extra = 2;
     tg_header_t *h = tg_arena_alloc(a, (resp->nheaders + extra) * sizeof *h);
     if (h == NULL)
@@ -564,6 +695,7 @@ static void op_done(void *ctx, bool ok)
     tg_h1s_t *c = ctx;
     c->ex = NULL;
     c->ex_done = true;
+    count_sent(c);
     uv_timer_stop(&c->wtimer);
     if (!ok || !c->keep_alive || c->resp_close || c->broken) {
         c_close(c);
@@ -609,6 +741,10 @@ static void on_drain(tg_sink_t *s, int status)
     uv_timer_stop(&c->wtimer);
     if (c->state == S_CLOSED)
         return;
+    if (c->d.h2) {
+        tg_h2s_drained(c->d.h2, status);
+        return;
+    }
     if (status < 0) {
         c_close(c);
         return;
@@ -643,12 +779,21 @@ void tg_h1s_accept(tg_worker_t *w, uv_stream_t *listener)
     c->wtimer.data = c;
     tg_list_insert_tail(&w->conns, &c->node);
     w->nconns++;
+    c->gen = tg_worker_gen_hold(w); /* a reload keeps it alive until the close */
     int len = sizeof c->peer;
     uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len);
     uv_tcp_nodelay(&c->tcp, 1);
     tg_sink_init(&c->out, (uv_stream_t *)&c->tcp, on_drain, c);
+    if (tg_dconn_init(&c->d, w, listener, (uv_stream_t *)&c->tcp, &c->out) < 0) {
+        c_close(c);
+        return;
+    }
     c->state = S_HEAD;
     c->keep_alive = true;
+    /* The first head's deadline runs from accept (as nginx's
+     * client_header_timeout), not from its first byte: header_timer is set
+     * so that the first read does not restart it. */
+    c->header_timer = true;
     uv_timer_start(&c->timer, on_timer, limits(c)->header_timeout_ms, 0);
     start_reading(c);
 }
@@ -660,7 +805,9 @@ void tg_h1s_drain(tg_worker_t *w)
         tg_h1s_t *c = tg_container_of(n, tg_h1s_t, node);
         n = n->next;
         c->keep_alive = false;
-        if (c->state == S_HEAD && c->ex == NULL && c->rpos == c->rlen)
+        if (c->d.h2)
+            tg_h2s_drain(c->d.h2); /* GOAWAY; closes after its last stream */
+        else if (c->state == S_HEAD && c->ex == NULL && c->rpos == c->rlen)
             c_close(c); /* idle keep-alive */
     }
 }

@@ -21,6 +21,9 @@
  *   digits stands for itself. Any one item that passes is enough. */
 #include "router/router_int.h"
 
+#include <jansson.h>
+#include <stdlib.h>
+
 #include <string.h>
 
 unsigned tg__method_bit(tg_str_t m)
@@ -219,6 +222,66 @@ static bool query_ok(const tg_query_match_cfg_t *qm, tg_str_t q)
 
 /* ---- a whole route ---- */
 
+/* RFC 6901: the value at `ptr` in doc, or NULL. */
+static const json_t *json_at(const json_t *doc, const char *ptr)
+{
+    char seg[256];
+    while (doc && *ptr == '/') {
+        size_t n = 0;
+        for (ptr++; *ptr && *ptr != '/'; ptr++) {
+            char c = *ptr;
+            if (c == '~') {
+                c = ptr[1] == '1' ? '/' : '~';
+                ptr++;
+            }
+            if (n + 1 >= sizeof seg)
+                return NULL;
+            seg[n++] = c;
+        }
+        seg[n] = '\0';
+        if (json_is_object(doc)) {
+            doc = json_object_get(doc, seg);
+        } else if (json_is_array(doc) && n > 0 && strspn(seg, "0123456789") == n && (n == 1 || seg[0] != '0')) {
+            doc = json_array_get(doc, strtoul(seg, NULL, 10));
+        } else {
+            doc = NULL;
+        }
+    }
+    return doc;
+}
+
+/* A JSON value against the configured text: strings compare as text,
+ * numbers numerically, true/false/null by name. */
+static bool json_value_is(const json_t *v, const char *want)
+{
+    char *end;
+    switch (json_typeof(v)) {
+    case JSON_STRING: return strcmp(json_string_value(v), want) == 0;
+    case JSON_INTEGER: case JSON_REAL: {
+        double d = strtod(want, &end);
+        return *want && *end == '\0' && d == json_number_value(v);
+    }
+    case JSON_TRUE: return strcmp(want, "true") == 0;
+    case JSON_FALSE: return strcmp(want, "false") == 0;
+    case JSON_NULL: return strcmp(want, "null") == 0;
+    default: return false;
+    }
+}
+
+static bool json_ok(const tg_json_match_cfg_t *jm, const void *doc)
+{
+    const json_t *v = doc ? json_at(doc, jm->pointer) : NULL;
+    if (v == NULL)
+        return false;
+    switch (jm->kind) {
+    case TG_HMATCH_PRESENT: return true;
+    case TG_HMATCH_REGEX:
+        return json_is_string(v) &&
+               tg__regex_run(jm->regex, tg_str(json_string_value(v), json_string_length(v)), NULL, NULL);
+    default: return json_value_is(v, jm->value);
+    }
+}
+
 bool tg__route_rest_ok(const tg_match_cfg_t *m, const tg_route_input_t *in, unsigned method_bit)
 {
     /* Cheapest and most selective tests first; regexes last. */
@@ -231,6 +294,9 @@ bool tg__route_rest_ok(const tg_match_cfg_t *m, const tg_route_input_t *in, unsi
             return false;
     for (size_t i = 0; i < m->nquery; i++)
         if (!query_ok(&m->query[i], in->query))
+            return false;
+    for (size_t i = 0; in->body_read && i < m->njson; i++)
+        if (!json_ok(&m->json[i], in->json))
             return false;
     return true;
 }

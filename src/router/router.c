@@ -476,6 +476,8 @@ const tg_route_cfg_t *tg_router_match(const tg_router_t *r, const tg_route_input
     uint32_t i = 0, j = 0;
     while (i < a.n || j < b.n) {
         uint32_t rn = (j == b.n || (i < a.n && a.idx[i] < b.idx[j])) ? a.idx[i++] : b.idx[j++];
+        if (rn < in->from)
+            continue;
         const tg_route_cfg_t *rt = &r->cfg->routes[rn];
         if (tg__route_rest_ok(&rt->match, in, bit))
             return rt;
@@ -486,7 +488,7 @@ const tg_route_cfg_t *tg_router_match(const tg_router_t *r, const tg_route_input
 const tg_route_cfg_t *tg__router_match_linear(const tg_router_t *r, const tg_route_input_t *in)
 {
     unsigned bit = tg__method_bit(in->method);
-    for (size_t i = 0; i < r->cfg->nroutes; i++) {
+    for (size_t i = in->from; i < r->cfg->nroutes; i++) {
         const tg_route_cfg_t *rt = &r->cfg->routes[i];
         if (tg__route_host_ok(&rt->match, in->host) && tg__route_rest_ok(&rt->match, in, bit))
             return rt;

@@ -20,6 +20,14 @@ typedef struct tg_route_input {
     tg_str_t query;
     const tg_header_t *headers;
     size_t nheaders;
+    /* Content-based routing (match.json). Before the body is read
+     * (body_read false) a route's JSON matchers are not evaluated: such a
+     * route is returned as a candidate, and the caller reads the body and
+     * matches again with body_read, json (a json_t *, NULL when the body is
+     * not JSON: the matchers fail) and from = the candidate's index. */
+    bool body_read;
+    const void *json;
+    uint32_t from;             /* routes before this index are skipped */
 } tg_route_input_t;
 
 /* Builds the router for `cfg` (borrowed: it must outlive the router; the

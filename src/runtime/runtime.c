@@ -6,6 +6,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include "upstream/health.h"
+#include "net/tls.h"
+#include "admin/admin.h"
+#include "observe/gateway_metrics.h"
+#include "runtime/reload.h"
 #include "util/log.h"
 
 #define DNS_REFRESH_MS 30000
@@ -29,6 +34,12 @@ tg_gen_t *tg_gen_create(tg_config_t *cfg)
         tg_gen_release(g);
         return NULL;
     }
+    /* Certificates are read here, so a reload picks up renewed files. */
+    if (tg_tls_build_listeners(cfg, &g->tls, err, sizeof err) < 0) {
+        tg_log_error("%s: %s", cfg->path, err);
+        tg_gen_release(g);
+        return NULL;
+    }
     return g;
 }
 
@@ -37,6 +48,7 @@ void tg_gen_release(tg_gen_t *g)
     if (g == NULL || atomic_fetch_sub(&g->refs, 1) != 1)
         return;
     tg_filter_states_free(&g->filters);
+    tg_tls_free_listeners(g->tls, g->cfg->server.nlisten);
     tg_upstreams_free(&g->ups);
     if (g->router)
         tg_router_free(g->router);
@@ -61,7 +73,8 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     tg_runtime_t *rt = s->data;
     if (signum == SIGHUP) {
-        tg_log_warn("SIGHUP: configuration reload is not supported by this build yet; ignored");
+        tg_log_info("SIGHUP: reloading the configuration");
+        tg_reload_request(rt, NULL, NULL);
         return;
     }
     if (signum == SIGINT) {
@@ -81,13 +94,15 @@ static void on_signal(uv_signal_t *s, int signum)
 static void dns_work(uv_work_t *req)
 {
     tg_runtime_t *rt = req->data;
-    tg_upstreams_refresh_dns(&rt->gen->ups);
+    tg_upstreams_refresh_dns(&rt->dns_gen->ups);
 }
 
 static void dns_done(uv_work_t *req, int status)
 {
     tg_runtime_t *rt = req->data;
     rt->dns_busy = false;
+    tg_gen_release(rt->dns_gen);
+    rt->dns_gen = NULL;
 }
 
 static void on_dns_timer(uv_timer_t *t)
@@ -97,8 +112,13 @@ static void on_dns_timer(uv_timer_t *t)
         return;
     rt->dns_busy = true;
     rt->dns_work.data = rt;
-    if (uv_queue_work(&rt->loop, &rt->dns_work, dns_work, dns_done) != 0)
+    rt->dns_gen = rt->gen; /* a reload may replace rt->gen meanwhile */
+    atomic_fetch_add(&rt->dns_gen->refs, 1);
+    if (uv_queue_work(&rt->loop, &rt->dns_work, dns_work, dns_done) != 0) {
         rt->dns_busy = false;
+        tg_gen_release(rt->dns_gen);
+        rt->dns_gen = NULL;
+    }
 }
 
 static void on_worker_exit(uv_async_t *a)
@@ -191,6 +211,15 @@ int tg_runtime_run(tg_config_t *cfg)
     uv_loop_init(&rt->loop);
     uv_async_init(&rt->loop, &rt->worker_exit, on_worker_exit);
     rt->worker_exit.data = rt;
+    /* Signals are watched before any worker listens: a SIGTERM that comes as
+     * soon as the port accepts must drain, not kill (the default action). */
+    uv_signal_t *sigs[] = { &rt->sig_term, &rt->sig_quit, &rt->sig_int, &rt->sig_hup };
+    int nums[] = { SIGTERM, SIGQUIT, SIGINT, SIGHUP };
+    for (int i = 0; i < 4; i++) {
+        uv_signal_init(&rt->loop, sigs[i]);
+        sigs[i]->data = rt;
+        uv_signal_start(sigs[i], on_signal, nums[i]);
+    }
     if (start_workers(rt) < 0) {
         tg_log_error("start-up failed");
         uv_walk(&rt->loop, close_handle, NULL);
@@ -204,21 +233,25 @@ int tg_runtime_run(tg_config_t *cfg)
     }
     tg_log_info("tollgate %s started: %d worker(s), %zu route(s), %zu upstream(s)", TG_VERSION,
                 rt->nworkers, cfg->nroutes, cfg->nupstreams);
-    uv_signal_t *sigs[] = { &rt->sig_term, &rt->sig_quit, &rt->sig_int, &rt->sig_hup };
-    int nums[] = { SIGTERM, SIGQUIT, SIGINT, SIGHUP };
-    for (int i = 0; i < 4; i++) {
-        uv_signal_init(&rt->loop, sigs[i]);
-        sigs[i]->data = rt;
-        uv_signal_start(sigs[i], on_signal, nums[i]);
-    }
     uv_timer_init(&rt->loop, &rt->grace_timer);
     rt->grace_timer.data = rt;
     uv_timer_init(&rt->loop, &rt->dns_timer);
     rt->dns_timer.data = rt;
     uv_timer_start(&rt->dns_timer, on_dns_timer, DNS_REFRESH_MS, DNS_REFRESH_MS);
+    /* Active health checks: once per server for the whole process, here. */
+    rt->health = tg_health_start(&rt->loop, &rt->gen->ups);
+    tg_gateway_metrics_register();
+    if (tg_reload_init(rt) < 0 || tg_admin_start(rt) < 0) {
+        rt->exit_code = 1; /* logged; the workers are running: stop them */
+        command_all(rt, TG_CMD_STOP);
+    }
     uv_run(&rt->loop, UV_RUN_DEFAULT);
+    tg_health_stop(rt->health);
+    rt->health = NULL;
     for (int i = 0; i < rt->nworkers; i++)
         tg_worker_join(&rt->workers[i]);
+    tg_admin_close(rt);  /* before the reload: it forgets its waiters */
+    tg_reload_close(rt);
     uv_walk(&rt->loop, close_handle, NULL);
     uv_run(&rt->loop, UV_RUN_DEFAULT);
     uv_loop_close(&rt->loop);
@@ -227,6 +260,7 @@ int tg_runtime_run(tg_config_t *cfg)
     tg_gen_release(rt->gen);
     free(rt->workers);
     free(rt);
+    tg_metrics_shutdown();
     tg_log_info("stopped");
     return code;
 }

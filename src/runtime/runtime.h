@@ -22,6 +22,10 @@ typedef struct tg_runtime {
     bool draining;
     bool dns_busy;
     uv_work_t dns_work;
+    struct tg_health *health;     /* active health checks of gen (upstream/health.h) */
+    tg_gen_t *dns_gen;            /* the generation a DNS refresh in flight works on (a reference) */
+    struct tg_reload *reload;     /* runtime/reload.h */
+    struct tg_admin *admin;       /* admin/admin.h; NULL without an admin: section */
     int exit_code;
 } tg_runtime_t;
 

@@ -5,8 +5,13 @@
 #include <sys/random.h>
 #include "net/listener.h"
 #include "proxy/h1_server.h"
+#include "observe/gateway_metrics.h"
+#include "runtime/reload.h"
 #include "runtime/runtime.h"
+#include "runtime/worker_int.h"
+#include "store/redis.h"
 #include "upstream/h1_client.h"
+#include "upstream/h2_client.h"
 #include "util/log.h"
 
 /* Read buffers hold a whole request head; never smaller than 16 KiB. */
@@ -16,7 +21,7 @@ static size_t buffer_size(const tg_config_t *cfg)
     return need < 16384 ? 16384 : need;
 }
 
-static int pools_init(tg_worker_t *w)
+int tg__worker_pools_init(tg_worker_t *w)
 {
     const tg_upstreams_t *ups = &w->gen->ups;
     size_t total = 0;
@@ -40,7 +45,7 @@ static int pools_init(tg_worker_t *w)
     return 0;
 }
 
-static void on_connection(uv_stream_t *server, int status)
+void tg__worker_on_connection(uv_stream_t *server, int status)
 {
     tg_worker_t *w = server->data;
     if (status < 0)
@@ -64,21 +69,20 @@ static void on_connection(uv_stream_t *server, int status)
     tg_h1s_accept(w, server);
     if (w->nconns == before)
         atomic_fetch_sub_explicit(&rt->conns, 1, memory_order_relaxed);
+    else
+        tg_metric_inc(w->metrics, &tg_m_connections, NULL);
 }
 
-static void close_listeners(tg_worker_t *w)
-{
-    for (size_t i = 0; i < w->nlisteners; i++)
-        if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
-            uv_close((uv_handle_t *)&w->listeners[i], NULL);
-}
+static void close_listeners(tg_worker_t *w) { tg__listeners_close(w); }
 
 static void finish(tg_worker_t *w)
 {
     close_listeners(w);
     tg_h1s_close_all(w);
     tg_h1c_close_idle(w);
+    tg_h2c_close_idle(w);
     tg_alog_worker_close(&w->alog);
+    tg_redis_worker_close(w);
     uv_close((uv_handle_t *)&w->wake, NULL);
 }
 
@@ -97,12 +101,14 @@ void tg_worker_conn_closed(tg_worker_t *w)
 static void on_wake(uv_async_t *a)
 {
     tg_worker_t *w = a->data;
+    tg__worker_apply_swap(w); /* a reload, between two callbacks */
     int cmd = atomic_exchange(&w->command, TG_CMD_NONE);
     if (cmd == TG_CMD_DRAIN && !w->draining) {
         w->draining = true;
         close_listeners(w);
         tg_h1s_drain(w);
         tg_h1c_close_idle(w);
+        tg_h2c_close_idle(w);
         maybe_finished(w);
     } else if (cmd == TG_CMD_STOP) {
         w->draining = true;
@@ -117,14 +123,18 @@ int tg_worker_init(tg_worker_t *w, struct tg_runtime *rt, int id, tg_gen_t *gen)
     w->id = id;
     w->rt = rt;
     w->gen = gen;
+    atomic_fetch_add(&gen->refs, 1); /* the worker's own: a reload hands it back */
+    w->pool_epoch = 1;
+    tg_list_init(&w->listeners);
     if (uv_loop_init(&w->loop) != 0)
         return -1;
     tg_list_init(&w->conns);
+    w->metrics = tg_metrics_shard_new();
     const tg_config_t *cfg = gen->cfg;
     tg_bufpool_init(&w->bufs, buffer_size(cfg), 256);
     w->hcap = cfg->server.limits.max_headers + 1;
     w->hscratch = calloc(w->hcap, sizeof *w->hscratch);
-    if (w->hscratch == NULL || pools_init(w) < 0)
+    if (w->hscratch == NULL || tg__worker_pools_init(w) < 0)
         return -1;
     if (getrandom(w->rng, sizeof w->rng, 0) != sizeof w->rng || (w->rng[0] | w->rng[1]) == 0) {
         w->rng[0] = uv_hrtime() ^ (uint64_t)(uintptr_t)w;
@@ -133,23 +143,7 @@ int tg_worker_init(tg_worker_t *w, struct tg_runtime *rt, int id, tg_gen_t *gen)
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
     tg_alog_worker_init(&w->alog, rt->alog, &w->loop);
-    w->nlisteners = cfg->server.nlisten;
-    w->listeners = calloc(w->nlisteners + 1, sizeof *w->listeners);
-    if (w->listeners == NULL)
-        return -1;
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        const tg_listen_cfg_t *l = &cfg->server.listen[i];
-        int r = tg_listener_open(&w->loop, &w->listeners[i], (const struct sockaddr *)&l->addr, l->addr_len);
-        if (r == 0) {
-            w->listeners[i].data = w;
-            r = uv_listen((uv_stream_t *)&w->listeners[i], 511, on_connection);
-        }
-        if (r < 0) {
-            tg_log_error("cannot listen on %s: %s", l->address, uv_strerror(r));
-            return -1;
-        }
-    }
-    return 0;
+    return tg__listeners_open(w);
 }
 
 static void worker_main(void *arg)
@@ -178,8 +172,15 @@ static void free_worker(tg_worker_t *w)
     free(w->idle_base);
     free(w->idle);
     free(w->idle_count);
+    tg_h2c_pool_free(w);
     free(w->hscratch);
-    free(w->listeners);
+    while (w->old_gens) { /* left only when the loop stopped with exchanges on them */
+        tg_gen_old_t *o = w->old_gens;
+        w->old_gens = o->next;
+        tg_gen_release(o->gen);
+        free(o);
+    }
+    tg_gen_release(w->gen);
 }
 
 void tg_worker_join(tg_worker_t *w)
@@ -196,6 +197,7 @@ static void close_any(uv_handle_t *h, void *arg)
 
 void tg_worker_abandon(tg_worker_t *w)
 {
+    tg__listeners_close(w); /* with the callbacks that free them */
     uv_walk(&w->loop, close_any, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     free_worker(w);

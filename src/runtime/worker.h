@@ -25,6 +25,7 @@ typedef struct tg_gen {
     tg_router_t *router;
     tg_upstreams_t ups;
     tg_filter_states_t filters;
+    struct tg_tls_ctx **tls;       /* per server.listen entry: TLS context or NULL (net/tls.h) */
 } tg_gen_t;
 
 struct tg_runtime;
@@ -35,8 +36,7 @@ typedef struct tg_worker {
     uv_thread_t thread;
     struct tg_runtime *rt;
     tg_gen_t *gen;                 /* borrowed from the runtime */
-    uv_tcp_t *listeners;
-    size_t nlisteners;
+    tg_list_t listeners;           /* tg_wlistener_t (runtime/listeners.c) */
     uv_async_t wake;               /* the runtime's commands: drain, stop */
     atomic_int command;            /* TG_CMD_* last requested */
     tg_bufpool_t bufs;             /* I/O buffers, size = read buffer size */
@@ -51,7 +51,16 @@ typedef struct tg_worker {
     tg_header_t *hscratch;         /* parse scratch, max_headers entries */
     size_t hcap;
     bool draining;                 /* stop accepting, close idle, finish in-flight */
+    struct tg_h2pool *h2pool;      /* HTTP/2 upstream connections (upstream/h2_client.c) */
     uint64_t requests;
+    struct tg_redis *redis;        /* store/redis.h: this worker's Redis client, made on first use */
+    struct tg_metrics_shard *metrics; /* this worker's counters (observe/metrics.h) */
+    /* Reload (runtime/reload.c, runtime/worker_swap.c): the main thread posts
+     * the next generation in `swap`; the worker switches between callbacks. */
+    _Atomic(struct tg_gen_swap *) swap;
+    size_t gen_live;               /* exchanges running on `gen` */
+    struct tg_gen_old *old_gens;   /* older generations with exchanges left */
+    uint64_t pool_epoch;           /* bumped when the pool layout is rebuilt */
 } tg_worker_t;
 
 enum { TG_CMD_NONE = 0, TG_CMD_DRAIN, TG_CMD_STOP };
@@ -69,6 +78,21 @@ void tg_worker_abandon(tg_worker_t *w);
 static inline tg_list_t *tg_worker_idle_list(tg_worker_t *w, size_t u, size_t s)
 {
     return &w->idle[w->idle_base[u] + s];
+}
+/* Exchanges hold the generation they started on: hold at start, drop at
+ * the end (the worker's current one, or an older one kept for them). */
+static inline tg_gen_t *tg_worker_gen_hold(tg_worker_t *w)
+{
+    w->gen_live++;
+    return w->gen;
+}
+void tg__worker_gen_drop_old(tg_worker_t *w, tg_gen_t *g);
+static inline void tg_worker_gen_drop(tg_worker_t *w, tg_gen_t *g)
+{
+    if (g == w->gen)
+        w->gen_live--;
+    else
+        tg__worker_gen_drop_old(w, g);
 }
 /* 32 random hex characters into out (for X-Request-Id). */
 void tg_worker_request_id(tg_worker_t *w, char out[32]);

@@ -10,12 +10,14 @@ enum { C_CONNECTING, C_ACTIVE, C_IDLE, C_CLOSED };
 enum { P_HEAD, P_BODY, P_DONE };
 
 struct tg_h1c {
+    tg_upconn_t super;           /* first: the exchange holds a tg_upconn_t * */
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_connect_t creq;
     tg_worker_t *w;
     tg_upstream_server_t *srv;
     size_t slot;                 /* idle list index in the worker */
+    uint64_t epoch;              /* w->pool_epoch of `slot`; 0 = never pooled (reload) */
     uint32_t max_idle;
     uint64_t idle_timeout_ms;
     uint64_t connect_timeout_ms;
@@ -28,6 +30,9 @@ struct tg_h1c {
     int state, phase;
     int closing;                 /* handles still closing */
     bool head_request, got_bytes, paused, reading, keep_alive, sent;
+    bool req_chunked;            /* the request body goes out chunked */
+    bool tunnel_req, tunnel;     /* an Upgrade request; 101 received: raw bytes */
+    tg_arena_t *arena;           /* the exchange's, while attached */
     tg_body_kind_t body;
     uint64_t left;
     uint64_t response_timeout_ms;
@@ -36,6 +41,7 @@ struct tg_h1c {
 };
 
 static void process(tg_h1c_t *c);
+static const tg_upconn_ops_t h1c_ops;
 
 static void on_closed(uv_handle_t *h)
 {
@@ -146,6 +152,8 @@ static bool parse_head(tg_h1c_t *c)
     tg_worker_t *w = c->w;
     int n = tg_h1_parse_response(c->rbuf + c->rpos, c->rlen - c->rpos, c->head_request,
                                  w->bufs.size, w->hscratch, w->hcap, &resp);
+    /* The server answered something: the request must never be replayed. */
+    c->got_bytes = true;
     if (n == TG_H1_INCOMPLETE) {
         if (c->rlen - c->rpos >= w->bufs.size)
             fail(c, UV_E2BIG);
@@ -155,15 +163,31 @@ static bool parse_head(tg_h1c_t *c)
         fail(c, UV_EPROTO);
         return false;
     }
-    c->got_bytes = true;
+    /* A chunked body already bad in the bytes that came with the head: refuse
+     * it now, while nothing was passed on and the client can still get a 502. */
+    if (resp.body == TG_BODY_CHUNKED &&
+        tg_chunked_prefix_bad(c->rbuf + c->rpos + n, c->rlen - c->rpos - (size_t)n)) {
+        fail(c, UV_EPROTO);
+        return false;
+    }
     c->rpos += (size_t)n;
-    if (resp.status == 101) { /* upgrades are not requested by this build */
+    if (resp.status == 101 && !c->tunnel_req) { /* an upgrade nobody asked for */
         fail(c, UV_EPROTO);
         return false;
     }
     if (c->ev->head(c->ctx, &resp) < 0) {
         c_close(c);
         return false;
+    }
+    if (resp.status == 101) {
+        /* Switching protocols: from here on both directions are opaque bytes
+         * until either side closes. The gap timer becomes the idle timeout. */
+        c->tunnel = true;
+        c->keep_alive = false;
+        c->body = TG_BODY_UNTIL_CLOSE;
+        c->phase = P_BODY;
+        c->response_timeout_ms = c->idle_timeout_ms;
+        return true;
     }
     if (resp.status < 200)
         return true; /* informational: the final head follows */
@@ -354,20 +378,25 @@ static tg_h1c_t *c_new(tg_worker_t *w, size_t slot, tg_upstream_t *u, tg_upstrea
     tg_list_init(&c->node);
     uv_tcp_init(&w->loop, &c->tcp);
     uv_timer_init(&w->loop, &c->timer);
+    c->super.ops = &h1c_ops;
     c->tcp.data = c;
     c->timer.data = c;
     tg_sink_init(&c->out, (uv_stream_t *)&c->tcp, on_drain, c);
     return c;
 }
 
-tg_h1c_t *tg_h1c_acquire(tg_worker_t *w, size_t upstream_index, tg_upstream_t *u,
-                         tg_upstream_server_t *s, const tg_upstream_events_t *ev, void *ctx,
-                         bool *reused, int *err)
+tg_upconn_t *tg_h1c_acquire(tg_worker_t *w, size_t upstream_index, tg_upstream_t *u,
+                            tg_upstream_server_t *s, const tg_upstream_events_t *ev, void *ctx,
+                            bool *reused, int *err)
 {
-    size_t slot = w->idle_base[upstream_index] + s->index;
+    /* An exchange that started before a reload holds an upstream of the old
+     * generation: the pool layout is the new one's, so it gets a connection
+     * of its own, closed after use (epoch 0). */
+    bool current = u == &w->gen->ups.v[upstream_index];
+    size_t slot = current ? w->idle_base[upstream_index] + s->index : 0;
     tg_list_t *idle = &w->idle[slot];
     *reused = false;
-    if (!tg_list_empty(idle)) {
+    if (current && !tg_list_empty(idle)) {
         tg_h1c_t *c = tg_container_of(idle->next, tg_h1c_t, node);
         tg_list_remove(&c->node);
         w->idle_count[slot]--;
@@ -376,7 +405,7 @@ tg_h1c_t *tg_h1c_acquire(tg_worker_t *w, size_t upstream_index, tg_upstream_t *u
         c->ev = ev;
         c->ctx = ctx;
         *reused = true;
-        return c;
+        return &c->super;
     }
     struct sockaddr_storage ss;
     socklen_t len;
@@ -389,6 +418,7 @@ tg_h1c_t *tg_h1c_acquire(tg_worker_t *w, size_t upstream_index, tg_upstream_t *u
         *err = UV_ENOMEM;
         return NULL;
     }
+    c->epoch = current ? w->pool_epoch : 0;
     c->ev = ev;
     c->ctx = ctx;
     c->state = C_CONNECTING;
@@ -402,13 +432,20 @@ tg_h1c_t *tg_h1c_acquire(tg_worker_t *w, size_t upstream_index, tg_upstream_t *u
     }
     if (c->connect_timeout_ms)
         uv_timer_start(&c->timer, on_timeout, c->connect_timeout_ms, 0);
-    return c;
+    return &c->super;
 }
 
-void tg_h1c_begin(tg_h1c_t *c, bool head_request, uint64_t response_timeout_ms)
+/* ---- tg_upconn_ops_t ---- */
+
+static int op_begin(tg_upconn_t *uc, const tg_upreq_t *r)
 {
-    c->head_request = head_request;
-    c->response_timeout_ms = response_timeout_ms;
+    tg_h1c_t *c = (tg_h1c_t *)uc;
+    c->head_request = r->head_request;
+    c->response_timeout_ms = r->response_timeout_ms;
+    c->arena = r->arena;
+    c->req_chunked = r->body == TG_BODY_CHUNKED || r->body == TG_BODY_STREAM; /* h2 downstream */
+    c->tunnel_req = r->tunnel;
+    c->tunnel = false;
     c->phase = P_HEAD;
     c->got_bytes = false;
     c->paused = false;
@@ -416,28 +453,70 @@ void tg_h1c_begin(tg_h1c_t *c, bool head_request, uint64_t response_timeout_ms)
     c->keep_alive = false;
     c->pend = TG_STR_NULL;
     start_reading(c);
+    tg_sink_push(&c->out, r->h1_head, r->h1_head_len);
+    return 0;
 }
 
-unsigned tg_h1c_room(const tg_h1c_t *c) { return tg_sink_room(&c->out); }
-void tg_h1c_push(tg_h1c_t *c, const void *p, size_t n) { tg_sink_push(&c->out, p, n); }
-void tg_h1c_push_copy(tg_h1c_t *c, const char *p, size_t n) { tg_sink_push_copy(&c->out, p, n); }
-
-int tg_h1c_flush(tg_h1c_t *c)
+/* Chunked request bodies are framed here: size line, data, CRLF. */
+static size_t op_body(tg_upconn_t *uc, const char *p, size_t n)
 {
+    tg_h1c_t *c = (tg_h1c_t *)uc;
+    bool chunked = c->req_chunked && !c->tunnel;
+    if (n == 0 || tg_sink_room(&c->out) < (chunked ? 3u : 1u))
+        return 0;
+    if (chunked) {
+        char line[24];
+        ssize_t l = tg_h1_write_chunk_size(line, sizeof line, n);
+        tg_sink_push_copy(&c->out, line, (size_t)l);
+        tg_sink_push(&c->out, p, n);
+        tg_sink_push(&c->out, "\r\n", 2);
+    } else {
+        tg_sink_push(&c->out, p, n);
+    }
+    return n;
+}
+
+static int op_end(tg_upconn_t *uc, const tg_header_t *trailers, size_t n)
+{
+    tg_h1c_t *c = (tg_h1c_t *)uc;
+    if (!c->req_chunked || c->tunnel)
+        return 0;
+    if (tg_sink_room(&c->out) < 1)
+        return 1;
+    if (n > 0) {
+        size_t size = tg_h1_head_size(TG_STR_NULL, TG_STR_NULL, trailers, n) + 8;
+        char *buf = tg_arena_alloc(c->arena, size);
+        ssize_t l = buf ? tg_h1_write_last_chunk(buf, size, trailers, n) : -1;
+        if (l > 0) {
+            tg_sink_push(&c->out, buf, (size_t)l);
+            return 0;
+        }
+    }
+    tg_sink_push(&c->out, "0\r\n\r\n", 5);
+    return 0;
+}
+
+static int op_flush(tg_upconn_t *uc)
+{
+    tg_h1c_t *c = (tg_h1c_t *)uc;
     if (c->state != C_ACTIVE)
         return UV_ECANCELED;
+    if (c->tunnel && !c->paused)
+        arm_response_timer(c); /* traffic either way keeps a tunnel alive */
     return tg_sink_flush(&c->out);
 }
 
-void tg_h1c_request_sent(tg_h1c_t *c)
+static void op_request_sent(tg_upconn_t *uc)
 {
+    tg_h1c_t *c = (tg_h1c_t *)uc;
     c->sent = true;
     if (c->phase != P_DONE)
         arm_response_timer(c);
 }
 
-void tg_h1c_resume(tg_h1c_t *c)
+static void op_resume(tg_upconn_t *uc)
 {
+    tg_h1c_t *c = (tg_h1c_t *)uc;
     if (c->state != C_ACTIVE || !c->paused)
         return;
     c->paused = false;
@@ -445,16 +524,18 @@ void tg_h1c_resume(tg_h1c_t *c)
     process(c);
 }
 
-void tg_h1c_release(tg_h1c_t *c, bool reusable)
+static void op_release(tg_upconn_t *uc, bool reusable)
 {
+    tg_h1c_t *c = (tg_h1c_t *)uc;
     tg_worker_t *w = c->w;
     c->ctx = NULL;
+    c->arena = NULL;
     free(c->chunked);
     c->chunked = NULL;
     if (c->state != C_ACTIVE)
         return;
-    if (!reusable || !c->keep_alive || c->phase != P_DONE || c->out.pending || w->draining ||
-        w->idle_count[c->slot] >= c->max_idle) {
+    if (!reusable || !c->keep_alive || c->tunnel || c->phase != P_DONE || c->out.pending ||
+        w->draining || c->epoch != w->pool_epoch || w->idle_count[c->slot] >= c->max_idle) {
         c_close(c);
         return;
     }
@@ -467,7 +548,18 @@ void tg_h1c_release(tg_h1c_t *c, bool reusable)
         uv_timer_start(&c->timer, on_timeout, c->idle_timeout_ms, 0);
 }
 
-void tg_h1c_abort(tg_h1c_t *c) { c_close(c); }
+static void op_abort(tg_upconn_t *uc) { c_close((tg_h1c_t *)uc); }
+
+static const tg_upconn_ops_t h1c_ops = {
+    .begin = op_begin,
+    .body = op_body,
+    .end = op_end,
+    .flush = op_flush,
+    .request_sent = op_request_sent,
+    .resume = op_resume,
+    .release = op_release,
+    .abort = op_abort,
+};
 
 void tg_h1c_close_idle(tg_worker_t *w)
 {
@@ -479,4 +571,21 @@ void tg_h1c_close_idle(tg_worker_t *w)
     }
 }
 
-const char *tg_h1c_server_label(const tg_h1c_t *c) { return c->srv->cfg->address; }
+void tg_h1c_close_idle_list(tg_worker_t *w, tg_list_t *list)
+{
+    while (!tg_list_empty(list))
+        c_close(tg_container_of(list->next, tg_h1c_t, node));
+}
+
+void tg_h1c_pool_adopt(tg_worker_t *w, tg_list_t *list, size_t slot, tg_upstream_server_t *s)
+{
+    while (!tg_list_empty(list)) {
+        tg_h1c_t *c = tg_container_of(list->next, tg_h1c_t, node);
+        tg_list_remove(&c->node);
+        c->slot = slot;
+        c->srv = s;
+        c->epoch = w->pool_epoch;
+        tg_list_insert_tail(&w->idle[slot], &c->node);
+        w->idle_count[slot]++;
+    }
+}

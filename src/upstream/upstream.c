@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include "upstream/balancer.h"
 #include "util/log.h"
 
 static unsigned resolve(const tg_server_addr_cfg_t *cfg, struct sockaddr_storage *addrs,
@@ -48,6 +50,27 @@ static bool is_ip_literal(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
+/* cfg->hash_key was validated by the loader: client_ip | path | header:N |
+ * cookie:N | query:N. */
+static int compile_hash_key(tg_upstream_t *u)
+{
+    static const struct { const char *prefix; tg_hash_kind_t kind; } tab[] = {
+        { "client_ip", TG_HASH_CLIENT_IP }, { "path", TG_HASH_PATH }, { "header:", TG_HASH_HEADER },
+        { "cookie:", TG_HASH_COOKIE }, { "query:", TG_HASH_QUERY },
+    };
+    const char *k = u->cfg->hash_key;
+    for (size_t i = 0; k && i < sizeof tab / sizeof tab[0]; i++) {
+        size_t l = strlen(tab[i].prefix);
+        if (strncmp(k, tab[i].prefix, l) == 0) {
+            u->hash_kind = tab[i].kind;
+            u->hash_name = k + l;
+            u->hash_name_len = strlen(k + l);
+            return 0;
+        }
+    }
+    return -1;
+}
+
 int tg_upstreams_init(tg_upstreams_t *ups, const tg_config_t *cfg)
 {
     ups->n = cfg->nupstreams;
@@ -73,6 +96,10 @@ int tg_upstreams_init(tg_upstreams_t *ups, const tg_config_t *cfg)
             unsigned n = resolve(s->cfg, addrs, lens, TG_MAX_SERVER_ADDRS);
             publish(s, addrs, lens, n);
         }
+        if (u->cfg->balance == TG_BALANCE_HASH && (compile_hash_key(u) < 0 || tg_hash_ring_build(u) < 0)) {
+            tg_upstreams_free(ups);
+            return -1;
+        }
     }
     return 0;
 }
@@ -81,8 +108,10 @@ void tg_upstreams_free(tg_upstreams_t *ups)
 {
     if (ups->v == NULL)
         return;
-    for (size_t i = 0; i < ups->n; i++)
+    for (size_t i = 0; i < ups->n; i++) {
         free(ups->v[i].servers);
+        free(ups->v[i].ring);
+    }
     free(ups->v);
     ups->v = NULL;
     ups->n = 0;
@@ -125,26 +154,17 @@ bool tg_upstream_server_addr(tg_upstream_server_t *srv, struct sockaddr_storage 
     }
 }
 
-static int swrr_round(const tg_upstream_t *u, int64_t *current, const uint8_t *skip, bool backup)
+uint64_t tg_upstream_now_ms(void)
 {
-    int best = -1;
-    int64_t total = 0;
-    for (size_t i = 0; i < u->nservers; i++) {
-        const tg_upstream_server_t *s = &u->servers[i];
-        if (s->cfg->backup != backup || s->naddrs == 0 || (skip && skip[i]))
-            continue;
-        current[i] += s->cfg->weight;
-        total += s->cfg->weight;
-        if (best < 0 || current[i] > current[best])
-            best = (int)i;
-    }
-    if (best >= 0)
-        current[best] -= total;
-    return best;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-int tg_swrr_pick(const tg_upstream_t *u, int64_t *current, const uint8_t *skip)
+const char *tg_upstream_server_health(const tg_upstream_server_t *s, uint64_t now_ms)
 {
-    int i = swrr_round(u, current, skip, false);
-    return i >= 0 ? i : swrr_round(u, current, skip, true);
+    if (atomic_load_explicit(&s->health, memory_order_relaxed) != TG_HEALTH_UP)
+        return "down";
+    uint64_t until = atomic_load_explicit(&s->ejected_until, memory_order_relaxed);
+    return until != 0 && until > now_ms ? "ejected" : "up";
 }

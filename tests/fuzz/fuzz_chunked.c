@@ -2,7 +2,8 @@
  * in one piece, in two pieces cut at a point derived from the data, and byte
  * by byte (small inputs). All three must agree on the outcome, the bytes
  * consumed, the decoded data and the stored trailer section: the decoder's
- * result may not depend on how the network split the body. */
+ * result may not depend on how the network split the body. The codecs'
+ * early check, tg_chunked_prefix_bad, must agree with the decoder too. */
 /* The checks are the point of the harness: keep assert() on in every build. */
 #undef NDEBUG
 #include <assert.h>
@@ -75,6 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     outcome_t whole = {.out = malloc(size + 1)}, split = {.out = malloc(size + 1)};
 
     decode(&c1, data, size, size, size, &whole);
+    assert(tg_chunked_prefix_bad((const char *)data, size) == (whole.status < 0));
     if (whole.status == 1) {
         size_t n;
         assert(tg_chunked_trailers(&c1, h, sizeof h / sizeof h[0], &n) == 0);

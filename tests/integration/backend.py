@@ -28,6 +28,12 @@ Behaviour is chosen by the request path, so one backend serves every test
                       announces a 1,000,000-byte body, sends 1000 bytes, closes
   /close-early        reads the request, closes without answering
   /garbage            answers bytes that are not HTTP, then closes
+  /raw?b64=B[&split=N&ms=M][&keep=1]
+                      reads the request, answers exactly the bytes of B (urlsafe
+                      base64; without b64: the request body) and closes (keep=1:
+                      reads the next request instead);
+                      with split, the first N bytes go first and the rest M ms
+                      later (a response that turns bad mid-body)
   /reset              reads the request, closes with RST (SO_LINGER 0)
   /trailers           chunked body followed by trailer fields
   /100[?n=1][&ms=0]   n "103 Early Hints" informational responses, then an echo
@@ -44,6 +50,7 @@ tollgate-test-backend"; `h=Name:Value` query parameters add response headers
 (on echo, status, slow, bytes, drip, 100, keepalive-close).
 """
 import argparse
+import base64
 import hashlib
 import json
 import random
@@ -359,6 +366,20 @@ class Handler:
                             + b'x' * 1000)
             raise Closed()
         if p == '/close-early':
+            raise Closed()
+        if p == '/raw':
+            parts = []
+            self.c.read_body(self.req, parts.append)
+            b64 = self.req.q('b64')
+            data = base64.urlsafe_b64decode(b64) if b64 is not None else b''.join(parts)
+            split = self.req.q('split', len(data), int)
+            self.c.send(data[:split])
+            if split < len(data):
+                time.sleep(self.req.q('ms', 0, int) / 1000.0)
+                self.c.send(data[split:])
+            if self.req.q('keep', 0, int):
+                self.close_after = False
+                return None
             raise Closed()
         if p == '/garbage':
             self.c.send(b'this is not HTTP at all\r\n\x00\xff\xfe garbage \x01\x02\r\n\r\n')

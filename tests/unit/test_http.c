@@ -255,10 +255,11 @@ static const struct req_bad {
     {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;x=1\r\n\r\n", TG_H1_ERR_BAD},
     {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", TG_H1_ERR_BAD},
     {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", TG_H1_ERR_BAD},
-    {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", TG_H1_ERR_NOT_IMPLEMENTED},
+    {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", TG_H1_ERR_BAD}, /* §6.3 rule 4 */
     {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", TG_H1_ERR_NOT_IMPLEMENTED},
-    {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n", TG_H1_ERR_NOT_IMPLEMENTED},
-    {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", TG_H1_ERR_NOT_IMPLEMENTED},
+    {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n", TG_H1_ERR_BAD},
+    {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", TG_H1_ERR_BAD},
+    {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", TG_H1_ERR_BAD},
     {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
      TG_H1_ERR_NOT_IMPLEMENTED},
     {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked, chunked\r\n\r\n", TG_H1_ERR_BAD},
@@ -478,7 +479,7 @@ static const struct resp_bad {
     {"HTTP/1.1 304 Not Modified\r\nContent-Length: x\r\n\r\n", TG_H1_ERR_BAD},
     {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", TG_H1_ERR_BAD},
     {"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", TG_H1_ERR_BAD},
-    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", TG_H1_ERR_NOT_IMPLEMENTED},
+    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", TG_H1_ERR_BAD},
     {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", TG_H1_ERR_NOT_IMPLEMENTED},
 };
 

@@ -1,0 +1,50 @@
+/* What a downstream connection carries besides HTTP/1.1: its listener's
+ * settings, an optional TLS session under the codec, and the HTTP/2 codec it
+ * hands the byte stream to once ALPN, the cleartext preface or an h2c
+ * upgrade says so. Embedded in the HTTP/1.1 connection (proxy/h1_server.c),
+ * which stays the owner of the socket, the timers and the sink. */
+#ifndef TG_PROXY_DCONN_H
+#define TG_PROXY_DCONN_H
+
+#include <stdbool.h>
+#include <uv.h>
+#include "net/sink.h"
+#include "net/tls.h"
+#include "proxy/exchange.h"
+#include "proxy/h2_server.h"
+#include "runtime/worker.h"
+
+typedef struct tg_dconn {
+    const tg_listen_cfg_t *listen; /* of the generation current at accept, or NULL */
+    tg_tls_conn_t *tls;            /* NULL: plaintext (the fast path: no extra copy or call) */
+    tg_h2s_t *h2;                  /* set once the connection speaks HTTP/2 */
+    char *cert_subject;            /* verified client certificate (malloc'd), after the handshake */
+    char cert_fp[65];
+    bool cert_checked;
+} tg_dconn_t;
+
+/* At accept, after the stream's data and the sink are set up: finds the
+ * listener and starts TLS on it when configured (the sink then encrypts).
+ * 0, or -1 on OOM (close the connection). */
+int tg_dconn_init(tg_dconn_t *d, tg_worker_t *w, uv_stream_t *listener, uv_stream_t *stream,
+                  tg_sink_t *out);
+/* uv_read_start/uv_read_stop, through TLS when there is a session. */
+int tg_dconn_read_start(tg_dconn_t *d, uv_stream_t *s, uv_alloc_cb alloc, uv_read_cb read);
+void tg_dconn_read_stop(tg_dconn_t *d, uv_stream_t *s);
+/* Fills info->tls and the verified client certificate (valid while d is). */
+void tg_dconn_info(tg_dconn_t *d, tg_downstream_info_t *info);
+/* The first bytes of a connection: 1 = HTTP/2 (ALPN h2, or the cleartext
+ * preface on a listener that allows h2), 0 = HTTP/1.1, -1 = a partial
+ * preface (read more). */
+int tg_dconn_detect_h2(const tg_dconn_t *d, const char *p, size_t n);
+/* An HTTP/1.1 request that asks for `Upgrade: h2c` this listener allows:
+ * true with the HTTP2-Settings value in *settings. */
+bool tg_dconn_h2c_upgrade(const tg_dconn_t *d, const tg_request_t *req, tg_str_t *settings);
+/* Creates the HTTP/2 codec; `io` gives out/close/conn, the rest is filled
+ * here. 0, or -1 on OOM. */
+int tg_dconn_start_h2(tg_dconn_t *d, tg_worker_t *w, tg_h2s_conn_t *io, const struct sockaddr *peer);
+/* The connection closes: frees the codec and the TLS session (before the
+ * stream is closed). */
+void tg_dconn_free(tg_dconn_t *d);
+
+#endif
