@@ -121,7 +121,9 @@ done
 
 echo "bench: tollgate pid $pid on $listen (layout $layout), results in $out"
 set +e
-"$shared/proxy-compare.sh" "${args[@]}" --extra "tollgate=http://$listen/" --extra-pid "tollgate=$pid" "$@"
+# h2c is served on the same listener (prior knowledge): docs/protocols.md
+"$shared/proxy-compare.sh" "${args[@]}" --extra "tollgate=http://$listen/" \
+    --extra-h2c "tollgate=http://$listen/" --extra-pid "tollgate=$pid" "$@"
 rc=$?
 set -e
 if [ -f "$out/summary.md" ]; then

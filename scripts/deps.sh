@@ -10,7 +10,8 @@ build_pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
             libcrypt-dev)   # crypt_r for Basic auth password hashes (bcrypt, sha-crypt, yescrypt)
 test_pkgs=(curl python3 python3-pytest python3-httpx python3-h2 openssl
            redis-server  # the rate-limit tests start their own redis-server
-           python3-jwt python3-cryptography apache2-utils)  # security tests: JWTs, keys, htpasswd
+           python3-jwt python3-cryptography apache2-utils  # security tests: JWTs, keys, htpasswd
+           python3-grpcio python3-websockets)  # gRPC and WebSocket peers (test_grpc, test_websocket)
 bench_pkgs=(nginx haproxy wrk nghttp2-client)
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")

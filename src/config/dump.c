@@ -110,6 +110,37 @@ static json_t *limits(out_t *o, const tg_limits_cfg_t *l)
     return j;
 }
 
+/* A listen entry: the bare address, or an object with tls/protocols. */
+static json_t *listen_entry(out_t *o, const tg_listen_cfg_t *l)
+{
+    if (l->tls == NULL && l->nprotocols == 0)
+        return json_string(l->address);
+    json_t *j = json_object(), *arr, *sub;
+    if (j == NULL)
+        return NULL;
+    put(o, j, "address", json_string(l->address));
+    if (l->tls && (sub = put(o, j, "tls", json_object())) != NULL) {
+        if ((arr = put(o, sub, "certificates", json_array())) != NULL)
+            for (size_t i = 0; i < l->tls->ncerts; i++) {
+                const tg_tls_cert_cfg_t *c = &l->tls->certs[i];
+                json_t *e = json_object();
+                if (e) {
+                    put(o, e, "cert", json_string(c->cert));
+                    put(o, e, "key", json_string(c->key));
+                    if (c->ocsp)
+                        put(o, e, "ocsp", json_string(c->ocsp));
+                }
+                append(o, arr, e);
+            }
+        if (l->tls->client_ca)
+            put(o, sub, "client_ca", json_string(l->tls->client_ca));
+    }
+    if (l->nprotocols && (arr = put(o, j, "protocols", json_array())) != NULL)
+        for (uint8_t i = 0; i < l->nprotocols; i++)
+            append(o, arr, json_string(l->protocols[i] == TG_ALPN_H2 ? "h2" : "http/1.1"));
+    return j;
+}
+
 static json_t *server(out_t *o, const tg_server_cfg_t *s)
 {
     static const char *const formats[] = { "json", "combined", "off" };
@@ -119,7 +150,7 @@ static json_t *server(out_t *o, const tg_server_cfg_t *s)
         return NULL;
     if ((arr = put(o, j, "listen", json_array())) != NULL)
         for (size_t i = 0; i < s->nlisten; i++)
-            append(o, arr, json_string(s->listen[i].address));
+            append(o, arr, listen_entry(o, &s->listen[i]));
     put(o, j, "workers", json_integer(s->workers));
     put(o, j, "limits", limits(o, &s->limits));
     if ((arr = put(o, j, "trusted_proxies", json_array())) != NULL)
@@ -160,6 +191,36 @@ static json_t *retry_on(out_t *o, uint32_t bits)
     return arr;
 }
 
+/* health_check, outlier, circuit_breaker: only the sections that were given. */
+static void resilience(out_t *o, json_t *j, const tg_upstream_cfg_t *u)
+{
+    json_t *sub, *arr;
+    if (u->has_health_check && (sub = put(o, j, "health_check", json_object())) != NULL) {
+        const tg_health_check_cfg_t *hc = &u->health_check;
+        put(o, sub, "path", json_string(hc->path));
+        put(o, sub, "interval", duration(hc->interval_ms));
+        put(o, sub, "timeout", duration(hc->timeout_ms));
+        put(o, sub, "healthy", json_integer(hc->healthy));
+        put(o, sub, "unhealthy", json_integer(hc->unhealthy));
+        if ((arr = put(o, sub, "expect", json_array())) != NULL) {
+            for (size_t i = 0; i < hc->nexpect; i++) {
+                char r[16];
+                snprintf(r, sizeof r, "%u-%u", hc->expect[i].lo, hc->expect[i].hi);
+                append(o, arr, json_string(r));
+            }
+        }
+    }
+    if (u->outlier.consecutive_failures && (sub = put(o, j, "outlier", json_object())) != NULL) {
+        put(o, sub, "consecutive_failures", json_integer(u->outlier.consecutive_failures));
+        put(o, sub, "eject", duration(u->outlier.eject_ms));
+    }
+    if ((u->breaker.max_connections || u->breaker.max_pending) &&
+        (sub = put(o, j, "circuit_breaker", json_object())) != NULL) {
+        put(o, sub, "max_connections", json_integer(u->breaker.max_connections));
+        put(o, sub, "max_pending", json_integer(u->breaker.max_pending));
+    }
+}
+
 static json_t *upstream(out_t *o, const tg_upstream_cfg_t *u)
 {
     static const char *const balances[] = { "round_robin", "least_conn", "random", "p2c", "hash" };
@@ -197,7 +258,9 @@ static json_t *upstream(out_t *o, const tg_upstream_cfg_t *u)
         put(o, sub, "attempts", json_integer(u->retry_attempts));
         put(o, sub, "on", retry_on(o, u->retry_on));
         put(o, sub, "budget", json_string(budget));
+        put(o, sub, "non_idempotent", json_boolean(u->retry_non_idempotent));
     }
+    resilience(o, j, u);
     put(o, j, "dns_refresh", duration(u->dns_refresh_ms));
     return j;
 }

@@ -1,5 +1,6 @@
 /* server.listen[].tls: certificates (cert, key, ocsp), client_ca; acme is
- * recognised and refused (config/features.c). Files are checked at load
+ * recognised and refused (config/features.c). Paths are relative to the
+ * configuration file's folder. Files are checked at load
  * time, so `tollgate -t` catches a missing file or a key that does not match
  * its certificate, with the position of the entry. docs/tls.md. */
 #include "config/internal.h"
@@ -12,10 +13,20 @@
 
 #define TG__MAX_CERTS 256
 
+/* A path relative to the configuration file's folder (as the other file
+ * keys), or the path itself when absolute; it must be readable now. */
 static bool readable_file(tg__ctx_t *cx, tg__node_t *v, const char **out)
 {
     if (!tg__str_nonempty(cx, v, out))
         return false;
+    const char *slash = strrchr(cx->file, '/');
+    if ((*out)[0] != '/' && slash != NULL) {
+        *out = tg_arena_printf(&cx->cfg->arena, "%.*s/%s", (int)(slash - cx->file), cx->file, *out);
+        if (*out == NULL) {
+            tg__oom(cx);
+            return false;
+        }
+    }
     FILE *f = fopen(*out, "rb");
     if (f == NULL) {
         tg__err(cx, v, "cannot open \"%s\": %s", *out, strerror(errno));

@@ -4,7 +4,6 @@
  * tables; what the values mean at run time is in docs/operations.md. */
 #include "config/internal.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #define MAX_THRESHOLD 1000       /* healthy / unhealthy / consecutive_failures */
@@ -67,17 +66,23 @@ static void hc_unhealthy(tg__ctx_t *cx, tg__node_t *v, void *obj)
         ((hc_obj_t *)obj)->hc->unhealthy = (uint32_t)n;
 }
 
+/* Three digits at s: the value, or -1. */
+static int three_digits(const char *s)
+{
+    if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9')
+        return -1;
+    return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+}
+
 /* "200", 204 or "200-399"; statuses 100..599. */
 static bool parse_range(const char *s, tg_status_range_t *out)
 {
-    unsigned lo = 0, hi = 0;
-    int used = 0;
-    if (sscanf(s, "%3u%n", &lo, &used) != 1 || used != 3)
+    int lo = three_digits(s), hi = lo;
+    if (lo < 0)
         return false;
-    hi = lo;
     if (s[3] == '-') {
-        int used2 = 0;
-        if (sscanf(s + 4, "%3u%n", &hi, &used2) != 1 || used2 != 3 || s[7] != '\0')
+        hi = three_digits(s + 4);
+        if (hi < 0 || s[7] != '\0')
             return false;
     } else if (s[3] != '\0') {
         return false;

@@ -20,6 +20,7 @@
 
 #define TG_BASIC_CACHE_SLOTS 1024  /* per route; direct-mapped */
 #define TG_BASIC_MAX_CRED 1024     /* decoded user:password */
+#define TG_BASIC_MAX_PENDING 64    /* hash checks queued or running per route: beyond, 503 */
 
 typedef struct user {
     const char *name;
@@ -34,6 +35,8 @@ typedef struct cache_slot {
 
 struct tg_basic_state {
     atomic_int refs;                   /* the route + every job in flight */
+    atomic_int pending;                /* jobs in flight (bounded: a flood of wrong
+                                          passwords must not monopolise the pool) */
     user_t *users;
     size_t nusers;
     unsigned char key[32];             /* HMAC key for the cache */
@@ -69,6 +72,7 @@ tg_basic_state_t *tg__basic_build(const tg_config_t *cfg, char *err, size_t errl
         return NULL;
     }
     atomic_init(&s->refs, 1);
+    atomic_init(&s->pending, 0);
     pthread_mutex_init(&s->lock, NULL);
     for (size_t i = 0; i < cfg->nconsumers; i++)
         if (cfg->consumers[i].basic_password)
@@ -143,6 +147,7 @@ static void after_work(uv_work_t *req, int status)
             tg__auth_set_consumer(ex, j->user->consumer, j->user->name, "basic");
         tg__auth_done(ex, j->ok && status == 0 ? TG_AUTHR_OK : TG_AUTHR_INVALID);
     }
+    atomic_fetch_sub_explicit(&j->s->pending, 1, memory_order_relaxed);
     state_release(j->s);
     free(j);
 }
@@ -194,11 +199,18 @@ tg_authr_t tg__basic_check(tg_exchange_t *ex, tg_basic_state_t *s)
         return TG_AUTHR_OK;
     }
     tg_auth_ex_t *ax = tg__auth_ex(ex);
+    if (atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed) >= TG_BASIC_MAX_PENDING) {
+        atomic_fetch_sub_explicit(&s->pending, 1, memory_order_relaxed);
+        OPENSSL_cleanse(j, sizeof *j);
+        free(j);
+        return TG_AUTHR_UNAVAILABLE;
+    }
     j->s = s;
     j->ex = ex;
     j->req.data = j;
     atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
     if (ax == NULL || uv_queue_work(&tg_ex_worker(ex)->loop, &j->req, work, after_work) != 0) {
+        atomic_fetch_sub_explicit(&s->pending, 1, memory_order_relaxed);
         state_release(s);
         OPENSSL_cleanse(j, sizeof *j);
         free(j);

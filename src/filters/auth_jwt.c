@@ -20,6 +20,7 @@
 #include <time.h>
 #include <uv.h>
 #include "filters/jwks_fetch.h"
+#include "filters/jws.h"
 
 #define TG_JWT_MAX_TOKEN 16384
 #define TG_JWT_CACHE_SLOTS 1024      /* per worker thread, direct-mapped */
@@ -229,72 +230,6 @@ static void apply_identity(tg_exchange_t *ex, tg_jwt_state_t *s, json_t *cl)
 
 /* ---- verification ---- */
 
-typedef struct parsed {
-    const char *tok;
-    size_t hlen, plen, slen;          /* the three parts' lengths */
-    int alg;
-    char kid[256];
-    bool has_kid;
-} parsed_t;
-
-static json_t *decode_json(const char *p, size_t n)
-{
-    size_t len = 0;
-    unsigned char *raw = tg_b64url_decode(p, n, &len);
-    json_t *j = raw ? json_loadb((const char *)raw, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
-    free(raw);
-    if (j && !json_is_object(j)) {
-        json_decref(j);
-        return NULL;
-    }
-    return j;
-}
-
-static bool parse_header(const tg_jwt_cfg_t *jc, tg_str_t tok, parsed_t *pt)
-{
-    const char *d1 = memchr(tok.p, '.', tok.len);
-    const char *d2 = d1 ? memchr(d1 + 1, '.', tok.len - (size_t)(d1 + 1 - tok.p)) : NULL;
-    if (d2 == NULL || memchr(d2 + 1, '.', tok.len - (size_t)(d2 + 1 - tok.p)) != NULL)
-        return false; /* a JWE (5 parts) or garbage */
-    pt->tok = tok.p;
-    pt->hlen = (size_t)(d1 - tok.p);
-    pt->plen = (size_t)(d2 - d1 - 1);
-    pt->slen = tok.len - (size_t)(d2 + 1 - tok.p);
-    json_t *h = decode_json(tok.p, pt->hlen);
-    const json_t *alg = json_object_get(h, "alg"), *kid = json_object_get(h, "kid");
-    bool ok = json_is_string(alg) && json_object_get(h, "crit") == NULL && (kid == NULL || json_is_string(kid));
-    if (ok) {
-        pt->alg = tg_jwt_alg_from_name(json_string_value(alg), json_string_length(alg));
-        ok = pt->alg >= 0 && (jc->algorithms & (1u << pt->alg));
-    }
-    if (ok && kid) {
-        ok = json_string_length(kid) < sizeof pt->kid;
-        if (ok)
-            memcpy(pt->kid, json_string_value(kid), json_string_length(kid) + 1);
-        pt->has_kid = true;
-    }
-    json_decref(h);
-    return ok;
-}
-
-static vres_t check_signature(const tg_jwks_t *set, const parsed_t *pt)
-{
-    size_t siglen = 0;
-    unsigned char *sig = tg_b64url_decode(pt->tok + pt->hlen + pt->plen + 2, pt->slen, &siglen);
-    if (sig == NULL)
-        return V_INVALID;
-    bool kid_known = false, ok = false;
-    for (size_t i = 0; i < set->n && !ok; i++) {
-        const tg_jwk_t *k = &set->keys[i];
-        if (pt->has_kid && (k->kid == NULL || strcmp(k->kid, pt->kid) != 0))
-            continue;
-        kid_known = true;
-        ok = tg_jwk_verify(k, (tg_jwt_alg_t)pt->alg, (const unsigned char *)pt->tok, pt->hlen + 1 + pt->plen, sig, siglen);
-    }
-    free(sig);
-    return ok ? V_OK : (pt->has_kid && !kid_known) ? V_NEED_KEYS : V_INVALID;
-}
-
 /* The whole check of `tok`. On V_OK the identity is set. */
 static vres_t verify(tg_exchange_t *ex, tg_jwt_state_t *s, tg_str_t tok)
 {
@@ -310,19 +245,18 @@ static vres_t verify(tg_exchange_t *ex, tg_jwt_state_t *s, tg_str_t tok)
         apply_identity(ex, s, ce->claims);
         return V_OK;
     }
-    parsed_t pt = { 0 };
-    if (!parse_header(s->cfg, tok, &pt)) {
+    if (!tg_jws_header_ok(s->cfg->algorithms, tok.p, tok.len)) {
         tg_jwks_release(set);
         return V_INVALID;
     }
     if (set == NULL)
         return V_NEED_KEYS;
-    vres_t r = check_signature(set, &pt);
+    json_t *cl = NULL;
+    tg_jws_res_t jr = tg_jws_verify(set, s->cfg->algorithms, tok.p, tok.len, &cl);
     tg_jwks_release(set);
-    if (r != V_OK)
-        return r;
-    json_t *cl = decode_json(tok.p + pt.hlen + 1, pt.plen);
-    if (cl == NULL || !claims_ok(s->cfg, cl)) {
+    if (jr != TG_JWS_OK)
+        return jr == TG_JWS_NO_KEY ? V_NEED_KEYS : V_INVALID;
+    if (!claims_ok(s->cfg, cl)) {
         json_decref(cl);
         return V_INVALID;
     }

@@ -207,6 +207,10 @@ tg_jwks_t *tg_jwks_parse(const char *text, size_t len, char *err, size_t errlen)
     for (size_t i = 0; s && i < n; i++) {
         json_t *k = json_array_get(keys, i);
         int r = json_is_object(k) ? parse_key(k, &s->keys[s->n], err, errlen) : 1;
+        if (r != 0) { /* a refused or skipped key may hold partial material */
+            free_key(&s->keys[s->n]);
+            memset(&s->keys[s->n], 0, sizeof s->keys[s->n]);
+        }
         if (r < 0) {
             tg_jwks_release(s);
             s = NULL;

@@ -55,7 +55,8 @@ void tg_dconn_info(tg_dconn_t *d, tg_downstream_info_t *info)
     }
 }
 
-int tg_dconn_detect_h2(const tg_dconn_t *d, const char *p, size_t n)
+/* 1 = HTTP/2, 0 = HTTP/1.1, -1 = a partial cleartext preface. */
+static int detect_h2(const tg_dconn_t *d, const char *p, size_t n)
 {
     if (d->tls)
         return tg_tls_alpn_h2(d->tls) ? 1 : 0;
@@ -67,9 +68,11 @@ int tg_dconn_detect_h2(const tg_dconn_t *d, const char *p, size_t n)
     return n >= TG_H2_PREFACE_LEN ? 1 : -1;
 }
 
-bool tg_dconn_h2c_upgrade(const tg_dconn_t *d, const tg_request_t *req, tg_str_t *settings)
+/* A bodiless HTTP/1.1 request asking for h2c that this listener allows. */
+static bool h2c_upgrade(const tg_dconn_t *d, const tg_request_t *req, tg_str_t *settings)
 {
-    if (d->tls || !req->upgrade || d->listen == NULL || !tg_listen_allows_h2(d->listen))
+    bool body = req->body == TG_BODY_CHUNKED || (req->body == TG_BODY_LENGTH && req->content_length);
+    if (d->tls || body || !req->upgrade || d->listen == NULL || !tg_listen_allows_h2(d->listen))
         return false;
     const tg_header_t *up = tg_headers_find(req->headers, req->nheaders, "upgrade");
     const tg_header_t *hs = tg_headers_find(req->headers, req->nheaders, "http2-settings");
@@ -79,16 +82,40 @@ bool tg_dconn_h2c_upgrade(const tg_dconn_t *d, const tg_request_t *req, tg_str_t
     return true;
 }
 
-int tg_dconn_start_h2(tg_dconn_t *d, tg_worker_t *w, tg_h2s_conn_t *io, const struct sockaddr *peer)
+static int start_h2(tg_dconn_t *d, tg_worker_t *w, tg_h2s_conn_t *io)
 {
     tg_downstream_info_t info = { 0 };
     tg_dconn_info(d, &info);
-    io->peer = peer;
     io->tls = info.tls;
     io->cert_subject = info.client_cert_subject;
     io->cert_fingerprint = info.client_cert_fingerprint;
     d->h2 = tg_h2s_new(w, io);
     return d->h2 ? 0 : -1;
+}
+
+int tg_dconn_h2(tg_dconn_t *d, tg_worker_t *w, tg_h2s_conn_t *io, const tg_request_t *upgrade,
+                const char *p, size_t n, bool any_request)
+{
+    static const char switching[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                                    "Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    if (d->h2 == NULL) {
+        tg_str_t settings = TG_STR_NULL;
+        if (upgrade && !h2c_upgrade(d, upgrade, &settings))
+            return 0;
+        int r = upgrade ? 1 : any_request ? 0 : detect_h2(d, p, n);
+        if (r <= 0)
+            return r < 0 ? 2 : 0;
+        if (start_h2(d, w, io) < 0)
+            return -1;
+        if (upgrade) { /* 101 first; the codec's SETTINGS follow it on the sink */
+            if (tg_h2s_upgrade(d->h2, settings, upgrade) < 0)
+                return -1;
+            tg_sink_push(io->out, switching, sizeof switching - 1);
+            if (tg_sink_flush(io->out) < 0)
+                return -1;
+        }
+    }
+    return tg_h2s_input(d->h2, n ? p : "", n) < 0 ? -1 : 1;
 }
 
 void tg_dconn_free(tg_dconn_t *d)

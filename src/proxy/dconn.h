@@ -33,16 +33,16 @@ int tg_dconn_read_start(tg_dconn_t *d, uv_stream_t *s, uv_alloc_cb alloc, uv_rea
 void tg_dconn_read_stop(tg_dconn_t *d, uv_stream_t *s);
 /* Fills info->tls and the verified client certificate (valid while d is). */
 void tg_dconn_info(tg_dconn_t *d, tg_downstream_info_t *info);
-/* The first bytes of a connection: 1 = HTTP/2 (ALPN h2, or the cleartext
- * preface on a listener that allows h2), 0 = HTTP/1.1, -1 = a partial
- * preface (read more). */
-int tg_dconn_detect_h2(const tg_dconn_t *d, const char *p, size_t n);
-/* An HTTP/1.1 request that asks for `Upgrade: h2c` this listener allows:
- * true with the HTTP2-Settings value in *settings. */
-bool tg_dconn_h2c_upgrade(const tg_dconn_t *d, const tg_request_t *req, tg_str_t *settings);
-/* Creates the HTTP/2 codec; `io` gives out/close/conn, the rest is filled
- * here. 0, or -1 on OOM. */
-int tg_dconn_start_h2(tg_dconn_t *d, tg_worker_t *w, tg_h2s_conn_t *io, const struct sockaddr *peer);
+/* HTTP/2 on this connection. With `upgrade` (an HTTP/1.1 request, no body):
+ * answers 101 and serves it as stream 1 when it asks for `Upgrade: h2c` and
+ * the listener allows h2. Without: starts the codec when the first bytes
+ * say HTTP/2 (ALPN h2, or the cleartext preface; `any_request`: an
+ * HTTP/1.1 request was already read, so they cannot), then feeds it p[0..n)
+ * (copied as needed). `io` gives out/close/conn/peer for a new codec.
+ * Returns 0 = not HTTP/2 (go on with HTTP/1.1), 1 = handled, 2 = a partial
+ * preface (keep the bytes, read more), -1 = close the connection. */
+int tg_dconn_h2(tg_dconn_t *d, tg_worker_t *w, tg_h2s_conn_t *io, const tg_request_t *upgrade,
+                const char *p, size_t n, bool any_request);
 /* The connection closes: frees the codec and the TLS session (before the
  * stream is closed). */
 void tg_dconn_free(tg_dconn_t *d);

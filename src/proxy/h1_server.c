@@ -229,13 +229,13 @@ static void send_error(tg_h1s_t *c, int status, const char *word)
 
 /* ---- request heads and bodies ---- */
 
-static bool upgrade_h2c(tg_h1s_t *c, const tg_request_t *req);
+static bool h2_turn(tg_h1s_t *c, const tg_request_t *upgrade);
 
 static void begin_exchange(tg_h1s_t *c, const tg_request_t *req, size_t head_len)
 {
     c->rpos += head_len;
     c->any_request = true;
-    if (upgrade_h2c(c, req))
+    if (req->upgrade && h2_turn(c, req))
         return;
     c->keep_alive = req->keep_alive && !c->w->draining;
     c->head_req = tg_str_eq(req->method, TG_STR_LIT("HEAD"));
@@ -466,67 +466,27 @@ static void process(tg_h1s_t *c)
     c->in_process = false;
 }
 
-/* ---- HTTP/2 on this connection (ALPN h2, preface, h2c upgrade) ---- */
+/* ---- HTTP/2 on this connection: ALPN h2, preface, h2c upgrade (dconn.h) ---- */
 
 static void h2_close(void *conn) { c_close(conn); }
 
-static int start_h2(tg_h1s_t *c)
+/* true when HTTP/2 took the bytes (or the connection), false for HTTP/1.1. */
+static bool h2_turn(tg_h1s_t *c, const tg_request_t *upgrade)
 {
-    tg_h2s_conn_t io = { .out = &c->out, .close = h2_close, .conn = c };
-    if (tg_dconn_start_h2(&c->d, c->w, &io, (struct sockaddr *)&c->peer) < 0)
-        return -1;
-    c->state = S_WAIT; /* no HTTP/1.1 path runs any more; the codec has its own timers */
-    uv_timer_stop(&c->timer);
-    return 0;
-}
-
-/* Hands the unparsed bytes to the HTTP/2 codec (which copies what it keeps). */
-static void h2_feed(tg_h1s_t *c)
-{
-    int r = tg_h2s_input(c->d.h2, c->rbuf ? c->rbuf + c->rpos : "", c->rlen - c->rpos);
-    if (c->rbuf) {
-        tg_bufpool_put(&c->w->bufs, c->rbuf);
-        c->rbuf = NULL;
-        c->rlen = c->rpos = 0;
+    tg_h2s_conn_t io = { .out = &c->out, .close = h2_close, .conn = c, .peer = (struct sockaddr *)&c->peer };
+    bool had = c->d.h2 != NULL;
+    int r = tg_dconn_h2(&c->d, c->w, &io, upgrade, c->rbuf + c->rpos, c->rlen - c->rpos, c->any_request);
+    if (r == 0 || r == 2)
+        return r == 2;
+    if (!had) {
+        c->state = S_WAIT; /* no HTTP/1.1 path runs any more: the codec has its own timers */
+        uv_timer_stop(&c->timer);
     }
+    tg_bufpool_put(&c->w->bufs, c->rbuf); /* the codec copied what it keeps */
+    c->rbuf = NULL;
+    c->rlen = c->rpos = 0;
     if (r < 0)
         c_close(c);
-}
-
-/* true when the bytes read belong to HTTP/2 (handled, or wait for more). */
-static bool h2_turn(tg_h1s_t *c)
-{
-    if (c->d.h2 == NULL) {
-        int r = c->any_request ? 0 : tg_dconn_detect_h2(&c->d, c->rbuf + c->rpos, c->rlen - c->rpos);
-        if (r <= 0)
-            return r < 0;
-        if (start_h2(c) < 0) {
-            c_close(c);
-            return true;
-        }
-    }
-    h2_feed(c);
-    return true;
-}
-
-/* `Upgrade: h2c` on a request without a body: 101, then stream 1 answers it. */
-static bool upgrade_h2c(tg_h1s_t *c, const tg_request_t *req)
-{
-    static const char resp[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
-    tg_str_t settings;
-    bool body = req->body == TG_BODY_CHUNKED || (req->body == TG_BODY_LENGTH && req->content_length);
-    if (body || !tg_dconn_h2c_upgrade(&c->d, req, &settings))
-        return false;
-    if (start_h2(c) < 0 || tg_h2s_upgrade(c->d.h2, settings, req) < 0) {
-        c_close(c);
-        return true;
-    }
-    tg_sink_push(&c->out, resp, sizeof resp - 1);
-    if (tg_sink_flush(&c->out) < 0) {
-        c_close(c);
-        return true;
-    }
-    h2_feed(c);
     return true;
 }
 
@@ -546,7 +506,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     c->rlen += (size_t)nread;
     tg_metric_add(c->w->metrics, &tg_m_bytes_received, NULL, nread);
-    if ((c->d.h2 || !c->any_request) && c->state != S_CLOSED && h2_turn(c))
+    if ((c->d.h2 || !c->any_request) && h2_turn(c, NULL))
         return;
     if (c->state == S_HEAD && !c->header_timer && c->ex == NULL)
         arm_head_timer(c, true);

@@ -37,6 +37,7 @@ typedef struct tg_h2s {
     nghttp2_session *ng;
     uv_timer_t tick;              /* deadlines of streams and of the connection */
     uv_timer_t kick;              /* zero-delay: run owed work from a fresh stack */
+    uv_check_t flush;             /* end of loop iteration: write `out` (coalesces streams) */
     int handles;                  /* timers not yet closed */
     tg_list_t streams;            /* every live h2_stream_t */
     tg_list_t work;               /* streams with owed work */

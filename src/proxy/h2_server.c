@@ -89,8 +89,8 @@ static ssize_t send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, int
     return (ssize_t)len;
 }
 
-/* Hands `out` to the sink: one writev when the socket takes it. */
-static void flush_out(tg_h2s_t *h)
+/* Hands `out` to the sink: one write when the socket takes it. */
+static void write_out(tg_h2s_t *h)
 {
     if (h->out_pending || h->out_len == 0)
         return;
@@ -112,26 +112,32 @@ static void flush_out(tg_h2s_t *h)
     }
 }
 
+static void on_flush(uv_check_t *chk);
+
+/* Frames go to `out`; the socket write waits for the end of the loop
+ * iteration (on_flush), so the responses of every stream that became ready
+ * in one iteration leave in one write (one TLS record run, one syscall).
+ * A full `out` is written at once to make room. */
 void h2__pump(tg_h2s_t *h)
 {
     if (h->in_ng || h->dead)
         return;
-    while (!h->out_pending) {
-        if (nghttp2_session_want_write(h->ng)) {
-            h->in_ng = true;
-            int rv = nghttp2_session_send(h->ng);
-            h->in_ng = false;
-            if (rv < 0) {
-                tg_log_debug("http2: send: %s", nghttp2_strerror(rv));
-                h->fatal = true;
-            }
+    while (!h->out_pending && nghttp2_session_want_write(h->ng)) {
+        size_t before = h->out_len;
+        h->in_ng = true;
+        int rv = nghttp2_session_send(h->ng);
+        h->in_ng = false;
+        if (rv < 0) {
+            tg_log_debug("http2: send: %s", nghttp2_strerror(rv));
+            h->fatal = true;
+            break;
         }
-        if (h->out_len == 0)
-            break;
-        flush_out(h);
-        if (h->fatal || !nghttp2_session_want_write(h->ng))
-            break;
+        if (!nghttp2_session_want_write(h->ng) || (h->out_len == before && before == 0))
+            break; /* done, or no progress even with room */
+        write_out(h); /* `out` is full: write it to make room */
     }
+    if (h->out_len && !h->out_pending)
+        uv_check_start(&h->flush, on_flush);
 }
 
 /* ---- input callbacks: record state only (h2_int.h) ---- */
@@ -336,6 +342,19 @@ static void on_tick(uv_timer_t *t)
     settle(h);
 }
 
+static void on_flush(uv_check_t *chk)
+{
+    tg_h2s_t *h = chk->data;
+    uv_check_stop(chk);
+    if (h->dead)
+        return;
+    h2__pump(h);
+    write_out(h);
+    if (h->out_len == 0)
+        uv_check_stop(chk);
+    settle(h);
+}
+
 static void on_timer_closed(uv_handle_t *t)
 {
     tg_h2s_t *h = t->data;
@@ -415,8 +434,9 @@ tg_h2s_t *tg_h2s_new(tg_worker_t *w, const tg_h2s_conn_t *io)
     g = g / 4 < 50 ? 50 : g / 4 > 1000 ? 1000 : g / 4;
     uv_timer_init(&w->loop, &h->tick);
     uv_timer_init(&w->loop, &h->kick);
-    h->tick.data = h->kick.data = h;
-    h->handles = 2;
+    uv_check_init(&w->loop, &h->flush);
+    h->tick.data = h->kick.data = h->flush.data = h;
+    h->handles = 3;
     uv_timer_start(&h->tick, on_tick, g, g);
     return h;
 }
@@ -478,6 +498,7 @@ void tg_h2s_free(tg_h2s_t *h)
     h->ng = NULL;
     uv_close((uv_handle_t *)&h->tick, on_timer_closed);
     uv_close((uv_handle_t *)&h->kick, on_timer_closed);
+    uv_close((uv_handle_t *)&h->flush, on_timer_closed);
 }
 
 int tg_h2s_upgrade(tg_h2s_t *h, tg_str_t settings, const tg_request_t *req)

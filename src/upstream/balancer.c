@@ -123,17 +123,18 @@ static int least_conn(const pass_t *ps)
 
 /* ---- weighted random, power of two choices ---- */
 
-static int weighted_random(const pass_t *ps)
+/* A weighted random eligible server other than `exclude` (-1: none excluded). */
+static int weighted_random_ex(const pass_t *ps, int exclude)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < ps->u->nservers; i++)
-        if (eligible(ps, i))
+        if ((int)i != exclude && eligible(ps, i))
             total += ps->u->servers[i].cfg->weight;
     if (total == 0)
         return -1;
     uint64_t r = rng_next() % total;
     for (size_t i = 0; i < ps->u->nservers; i++) {
-        if (!eligible(ps, i))
+        if ((int)i == exclude || !eligible(ps, i))
             continue;
         uint64_t w = ps->u->servers[i].cfg->weight;
         if (r < w)
@@ -143,19 +144,18 @@ static int weighted_random(const pass_t *ps)
     return -1; /* eligibility changed under us (another thread): treat as none */
 }
 
-/* Two weighted random candidates; the one with fewer active requests per
- * weight wins (Mitzenmacher). A second draw equal to the first is redrawn a
- * few times so that two servers are compared whenever two exist. */
+static int weighted_random(const pass_t *ps) { return weighted_random_ex(ps, -1); }
+
+/* Two distinct candidates drawn by weight; the one with fewer active
+ * requests per weight wins (Mitzenmacher's power of two choices). */
 static int p2c(const pass_t *ps)
 {
     int a = weighted_random(ps);
     if (a < 0)
         return -1;
-    int b = a;
-    for (int k = 0; k < 4 && b == a; k++)
-        b = weighted_random(ps);
-    if (b < 0 || b == a)
-        return a;
+    int b = weighted_random_ex(ps, a);
+    if (b < 0)
+        return a; /* the only usable server */
     const tg_upstream_t *u = ps->u;
     return less_loaded(active_of(u, (size_t)b), u->servers[b].cfg->weight, active_of(u, (size_t)a),
                        u->servers[a].cfg->weight) ? b : a;

@@ -259,15 +259,15 @@ def test_burst_then_limited_with_headers(tollgate):
 
 
 def test_refill_at_rate_and_quota_units(tollgate):
-    gw = tollgate(rl_config('[ { key: route, rate: 20/s, burst: 0 } ]', routes_extra="""
+    gw = tollgate(rl_config('[ { key: route, rate: 1/s, burst: 0 } ]', routes_extra="""
           - name: quota
             match: { path: /q }
             respond: { status: 200 }
             rate_limit: [ { key: route, rate: 86400/d, burst: 4 } ]"""))
     with RawConn(gw.port) as c:
         assert get(c).status == 200
-        assert get(c).status == 429          # 50 ms not yet passed (unless the machine stalls)
-        wait_until(lambda: get(c).status == 200, timeout=5, what='a token after 1/20 s')
+        assert get(c).status == 429          # a second has not passed (unless the machine stalls)
+        wait_until(lambda: get(c).status == 200, timeout=5, what='a token after 1 s')
         for _ in range(5):
             r = get(c, '/q')
             assert r.status == 200, r
@@ -418,7 +418,7 @@ def test_accuracy_local_four_workers(tollgate):
 def test_accuracy_redis_three_gateways(tollgate, redis_server):
     r = redis_server()
     cfg = rl_config('[ { key: route, rate: 200/s, burst: 20, store: redis } ]', workers=1,
-                    extra_top=redis_top(r, timeout='1s'))
+                    extra_top=redis_top(r, timeout='5s'))  # never on_error: this is about accuracy
     gws = [tollgate(cfg) for _ in range(3)]
     res = blast([g.port for g in gws], rate=1000, seconds=6, nconn=9)
     assert len(res) >= 5000, len(res)

@@ -129,7 +129,7 @@ def test_least_conn_sends_new_requests_to_idle_server(backends, tollgate):
     slow = {}
 
     def hold():
-        slow['r'] = http_request(gw.port, 'GET', '/slow?ms=3000', timeout=20)
+        slow['r'] = http_request(gw.port, 'GET', '/slow?ms=6000', timeout=30)
     t = threading.Thread(target=hold)
     t.start()
     try:
@@ -197,15 +197,15 @@ def test_health_check_takes_server_out_and_back(backends, tollgate, tmp_path):
     port = b.port
     b.stop()
     t_kill = time.monotonic()
-    t_down = log_time(gw, rf'server 127\.0\.0\.1:{port} is down', timeout=10)
-    # 2 failed checks 200 ms apart: at least one interval, at most 2 intervals + a timeout (+ load)
-    assert 0.15 <= t_down - t_kill <= 0.6 + 2.0, t_down - t_kill
+    t_down = log_time(gw, rf'server 127\.0\.0\.1:{port} is down \(2 health check\(s\) failed', timeout=10)
+    # 2 failed checks 200 ms apart: at most 2 intervals + a timeout (+ margin for load)
+    assert t_down - t_kill <= 0.6 + 2.0, t_down - t_kill
     assert names_of(gw.port, 20) == ['a'] * 20          # no request is lost to the dead server
     b2 = start_backend('b', tmp_path, ['--port', str(port)])
     try:
         t_start = time.monotonic()
-        t_up = log_time(gw, rf'server 127\.0\.0\.1:{port} is up', timeout=10)
-        assert 0.15 <= t_up - t_start <= 0.6 + 2.0, t_up - t_start
+        t_up = log_time(gw, rf'server 127\.0\.0\.1:{port} is up \(2 health check\(s\) passed\)', timeout=10)
+        assert t_up - t_start <= 0.6 + 2.0, t_up - t_start
         assert set(names_of(gw.port, 10)) == {'a', 'b'}
     finally:
         b2.stop()
@@ -244,16 +244,17 @@ def test_outlier_ejects_and_returns(backends, tollgate, tmp_path):
     gw = tollgate(config([f'"{a.addr}"', f'"127.0.0.1:{dead}"'],
                          'outlier: { consecutive_failures: 3, eject: 1s }'))
     codes = []
-    while len([c for c in codes if c == 502]) < 3:
+    while codes.count(502) < 3:
+        t_eject = time.monotonic()          # at or before the ejection (made by this request)
         codes.append(http_request(gw.port, 'GET', '/echo').status)
         assert len(codes) < 20, codes
-    t_eject = log_time(gw, rf'server 127\.0\.0\.1:{dead} ejected for 1000 ms after 3 consecutive failures', 5)
+    log_time(gw, rf'server 127\.0\.0\.1:{dead} ejected for 1000 ms after 3 consecutive failures', 5)
     assert names_of(gw.port, 20) == ['a'] * 20           # ejected: no more failures
     back = start_backend('back', tmp_path, ['--port', str(dead)])
     try:
         wait_until(lambda: 'back' in names_of(gw.port, 4), timeout=10, what='the server is tried again')
         t_back = time.monotonic()
-        assert t_back - t_eject >= 0.8, t_back - t_eject   # not before `eject` (1 s) is over
+        assert t_back - t_eject >= 0.95, t_back - t_eject  # not before `eject` (1 s) is over
         assert t_back - t_eject <= 1.0 + 4.0
         assert re.search(rf'server 127\.0\.0\.1:{dead} returns after its ejection', gw.stderr())
     finally:
@@ -287,7 +288,7 @@ def test_circuit_breaker_answers_503_fast(backend, tollgate):
         r = http_request(gw.port, 'GET', '/echo/third')
         doc = assert_gateway_error(r.status, r.header, r.body, 503)
         assert doc['error'] == 'upstream_overloaded'
-        assert time.monotonic() - t0 < 1.0
+        assert time.monotonic() - t0 < 2.0          # the slow ones take 2.5 s: not queued
     finally:
         for t in ts:
             t.join(30)

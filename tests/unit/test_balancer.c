@@ -161,8 +161,8 @@ START_TEST(p2c_spreads_and_avoids_busy)
     memset(count, 0, sizeof count);
     for (int i = 0; i < PICKS; i++)
         count[pick(f, NULL)]++;
-    /* server 0 wins only when both draws (and 4 redraws) hit it: never */
-    ck_assert_int_lt(count[0], PICKS / 100);
+    /* two distinct candidates: the busy server always loses */
+    ck_assert_int_eq(count[0], 0);
     destroy(f);
 }
 END_TEST
@@ -296,6 +296,24 @@ START_TEST(retry_budget_caps)
 }
 END_TEST
 
+START_TEST(reload_carries_server_state)
+{
+    fixture_t *old = make(TG_BALANCE_ROUND_ROBIN, NULL, 3, 1);  /* .1 .2 .3 */
+    fixture_t *nu = make(TG_BALANCE_ROUND_ROBIN, NULL, 2, 2);   /* .2 .3 (and .1 removed) */
+    old->cfg.has_health_check = nu->cfg.has_health_check = true;
+    atomic_store(&old->srv[1].health, TG_HEALTH_DOWN);
+    atomic_store(&old->srv[2].ejections, 4);
+    atomic_store(&old->srv[2].ejected_until, 12345);
+    tg_upstreams_t o = { &old->up, 1 }, n = { &nu->up, 1 };
+    tg_upstreams_carry_state(&n, &o);
+    ck_assert_int_eq(atomic_load(&nu->srv[0].health), TG_HEALTH_DOWN);  /* 10.0.0.2 */
+    ck_assert_uint_eq(atomic_load(&nu->srv[1].ejections), 4);            /* 10.0.0.3 */
+    ck_assert_uint_eq(atomic_load(&nu->srv[1].ejected_until), 12345);
+    destroy(old);
+    destroy(nu);
+}
+END_TEST
+
 START_TEST(config_resilience_keys)
 {
     static const char y[] =
@@ -339,6 +357,23 @@ START_TEST(config_resilience_keys)
     ck_assert_uint_eq(v->outlier.consecutive_failures, 5);
     ck_assert_uint_eq(v->breaker.max_connections, 0); /* no circuit_breaker: no limit */
     ck_assert(!v->retry_non_idempotent);
+    /* GET /config's dump is itself a loadable config with the same values */
+    char *json = tg_config_to_json(c);
+    ck_assert_ptr_nonnull(json);
+    tg_config_t *c2 = tg_config_load_string("dump.json", json, strlen(json), &errs);
+    if (c2 == NULL)
+        tg_config_errors_print(&errs, stderr);
+    ck_assert_ptr_nonnull(c2);
+    const tg_upstream_cfg_t *u2 = &c2->upstreams[0];
+    ck_assert_str_eq(u2->health_check.path, "/hz");
+    ck_assert_uint_eq(u2->health_check.nexpect, 2);
+    ck_assert_uint_eq(u2->health_check.expect[0].hi, 200);
+    ck_assert_uint_eq(u2->outlier.consecutive_failures, 7);
+    ck_assert_uint_eq(u2->breaker.max_pending, 9);
+    ck_assert(u2->retry_non_idempotent);
+    ck_assert(!c2->upstreams[1].breaker.max_connections);
+    free(json);
+    tg_config_release(c2);
     tg_config_release(c);
 }
 END_TEST
@@ -358,6 +393,7 @@ static Suite *suite(void)
     tcase_add_test(tc, outlier_ejects_and_returns);
     tcase_add_test(tc, retry_budget_caps);
     tcase_add_test(tc, config_resilience_keys);
+    tcase_add_test(tc, reload_carries_server_state);
     suite_add_tcase(s, tc);
     return s;
 }
