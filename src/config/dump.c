@@ -244,6 +244,17 @@ static json_t *upstream(out_t *o, const tg_upstream_cfg_t *u)
     if (u->hash_key)
         put(o, j, "hash_key", json_string(u->hash_key));
     put(o, j, "protocol", json_string(protos[u->protocol]));
+    if (u->tls.enabled && (sub = put(o, j, "tls", json_object())) != NULL) {
+        put(o, sub, "verify", json_boolean(u->tls.verify));
+        if (u->tls.ca)
+            put(o, sub, "ca", json_string(u->tls.ca));
+        if (u->tls.sni)
+            put(o, sub, "sni", json_string(u->tls.sni));
+        if (u->tls.cert) {
+            put(o, sub, "cert", json_string(u->tls.cert));
+            put(o, sub, "key", json_string(u->tls.key));
+        }
+    }
     if ((sub = put(o, j, "keepalive", json_object())) != NULL) {
         put(o, sub, "max_idle", json_integer(u->keepalive_max_idle));
         put(o, sub, "idle_timeout", duration(u->keepalive_idle_timeout_ms));
@@ -390,6 +401,10 @@ static void route_extras(out_t *o, json_t *j, const tg_route_cfg_t *r)
         put(o, sub, "attempts", json_integer(r->retry_attempts));
     if (r->nrate_limits)
         put(o, j, "rate_limit", tg__dump_rate_limits(r));
+    if (r->websocket)
+        put(o, j, "websocket", json_true());
+    if (r->grpc_web)
+        put(o, j, "grpc_web", json_true());
 }
 
 static json_t *route(out_t *o, const tg_route_cfg_t *r)

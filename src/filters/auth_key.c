@@ -182,10 +182,13 @@ tg_authr_t tg__key_check(tg_exchange_t *ex, tg_key_state_t *s)
         return TG_AUTHR_INVALID;
     tg__auth_set_consumer(ex, c, NULL, "api_key");
     if (kc->hide) {
+        if (!in_query && kc->header)
+            tg_ex_req_header_remove(ex, kc->header);
+        /* A copy in the query (used or not) is a credential too. */
+        if (!in_query && kc->query && query_param(rq->query, kc->query, qbuf, sizeof qbuf, &qs, &qe) >= 0)
+            in_query = true;
         if (in_query)
             strip_param(ex, rq->query, qs, qe);
-        else
-            tg_ex_req_header_remove(ex, kc->header);
     }
     return TG_AUTHR_OK;
 }

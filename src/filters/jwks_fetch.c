@@ -1,4 +1,4 @@
-/* JWKS sources (jwks_fetch.h): one detached fetcher thread each, and a
+/* JWKS sources (jwks_fetch.h): one fetcher thread each, and a
  * minimal blocking HTTP/1.0 GET client (plain or TLS with the system trust
  * store and host name verification). HTTP/1.0 keeps the answer free of
  * chunked framing; the body ends at Content-Length or at close. */
@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
@@ -24,6 +25,7 @@
 
 struct tg_jwks_src {
     atomic_int refs;           /* the route + the thread */
+    pthread_t thread;
     char *url;
     uint64_t refresh_ms;
     pthread_mutex_t lock;
@@ -319,6 +321,7 @@ static void *fetcher(void *arg)
     }
     pthread_mutex_unlock(&s->lock);
     src_release(s);
+    OPENSSL_thread_stop(); /* this thread's OpenSSL state, before the thread goes */
     return NULL;
 }
 
@@ -335,13 +338,7 @@ tg_jwks_src_t *tg_jwks_src_new(const char *url, uint64_t refresh_ms, char *err, 
     s->fetching = true; /* the first fetch starts at once */
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, fetcher, s);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
+    if (pthread_create(&s->thread, NULL, fetcher, s) != 0) {
         snprintf(err, errlen, "cannot start the JWKS fetcher thread");
         atomic_store(&s->refs, 1);
         src_release(s);
@@ -350,15 +347,26 @@ tg_jwks_src_t *tg_jwks_src_new(const char *url, uint64_t refresh_ms, char *err, 
     return s;
 }
 
+/* An idle fetcher (waiting for its next fetch) stops at once and is joined,
+ * so a shutdown leaves nothing behind; one in the middle of a fetch is
+ * detached instead (it finishes within the fetch timeouts and frees the
+ * source), so the caller — possibly an event loop — never waits for a
+ * remote server. */
 void tg_jwks_src_free(tg_jwks_src_t *s)
 {
     if (s == NULL)
         return;
     pthread_mutex_lock(&s->lock);
     s->stop = true;
+    bool busy = s->fetching;
+    pthread_t t = s->thread;
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
     src_release(s);
+    if (busy)
+        pthread_detach(t);
+    else
+        pthread_join(t, NULL);
 }
 
 tg_jwks_t *tg_jwks_src_get(tg_jwks_src_t *s, uint64_t *version)

@@ -15,7 +15,7 @@ int tg_dconn_init(tg_dconn_t *d, tg_worker_t *w, uv_stream_t *listener, uv_strea
     const tg_gen_t *g = w->gen;
     if (i >= g->cfg->server.nlisten)
         return 0;
-    d->listen = &g->cfg->server.listen[i];
+    d->h2c = tg_listen_allows_h2(&g->cfg->server.listen[i]);
     if (g->tls == NULL || g->tls[i] == NULL)
         return 0;
     d->tls = tg_tls_conn_new(g->tls[i], &w->loop, stream);
@@ -60,7 +60,7 @@ static int detect_h2(const tg_dconn_t *d, const char *p, size_t n)
 {
     if (d->tls)
         return tg_tls_alpn_h2(d->tls) ? 1 : 0;
-    if (d->listen == NULL || !tg_listen_allows_h2(d->listen))
+    if (!d->h2c)
         return 0;
     size_t k = n < TG_H2_PREFACE_LEN ? n : TG_H2_PREFACE_LEN;
     if (memcmp(p, TG_H2_PREFACE, k) != 0)
@@ -72,7 +72,7 @@ static int detect_h2(const tg_dconn_t *d, const char *p, size_t n)
 static bool h2c_upgrade(const tg_dconn_t *d, const tg_request_t *req, tg_str_t *settings)
 {
     bool body = req->body == TG_BODY_CHUNKED || (req->body == TG_BODY_LENGTH && req->content_length);
-    if (d->tls || body || !req->upgrade || d->listen == NULL || !tg_listen_allows_h2(d->listen))
+    if (d->tls || body || !req->upgrade || !d->h2c)
         return false;
     const tg_header_t *up = tg_headers_find(req->headers, req->nheaders, "upgrade");
     const tg_header_t *hs = tg_headers_find(req->headers, req->nheaders, "http2-settings");

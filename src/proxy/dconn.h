@@ -15,7 +15,8 @@
 #include "runtime/worker.h"
 
 typedef struct tg_dconn {
-    const tg_listen_cfg_t *listen; /* of the generation current at accept, or NULL */
+    bool h2c;                      /* a plaintext listener that allows h2c (copied at accept:
+                                      the generation may be replaced meanwhile) */
     tg_tls_conn_t *tls;            /* NULL: plaintext (the fast path: no extra copy or call) */
     tg_h2s_t *h2;                  /* set once the connection speaks HTTP/2 */
     char *cert_subject;            /* verified client certificate (malloc'd), after the handshake */

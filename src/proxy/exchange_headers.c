@@ -350,7 +350,8 @@ int tg__ex_response_headers(tg_exchange_t *ex, const tg_response_t *in, tg_respo
         }
         hl_add(&l, name, in->headers[i].value);
     }
-    hl_add(&l, TG_STR_LIT("Via"), concat(ex, via, ", ", in->version_minor ? "1.1 tollgate" : "1.0 tollgate"));
+    hl_add(&l, TG_STR_LIT("Via"), concat(ex, via, ", ", in->version_major == 2 ? "2 tollgate"
+                                                        : in->version_minor ? "1.1 tollgate" : "1.0 tollgate"));
     hl_add(&l, TG_STR_LIT("X-Request-Id"), tg_str(ex->request_id, ex->rid_len));
     if (ops)
         apply_ops(&l, ops);

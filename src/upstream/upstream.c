@@ -117,46 +117,6 @@ void tg_upstreams_free(tg_upstreams_t *ups)
     ups->n = 0;
 }
 
-static const tg_upstream_server_t *find_server(const tg_upstreams_t *ups, const char *up,
-                                               const char *address)
-{
-    for (size_t i = 0; i < ups->n; i++) {
-        if (strcmp(ups->v[i].cfg->name, up) != 0)
-            continue;
-        for (size_t j = 0; j < ups->v[i].nservers; j++)
-            if (strcmp(ups->v[i].servers[j].cfg->address, address) == 0)
-                return &ups->v[i].servers[j];
-        return NULL;
-    }
-    return NULL;
-}
-
-#define CARRY(dst, src, field) \
-    atomic_store_explicit(&(dst)->field, atomic_load_explicit(&(src)->field, memory_order_relaxed), \
-                          memory_order_relaxed)
-
-void tg_upstreams_carry_state(tg_upstreams_t *nu, const tg_upstreams_t *old)
-{
-    for (size_t i = 0; i < nu->n; i++) {
-        tg_upstream_t *u = &nu->v[i];
-        for (size_t j = 0; j < u->nservers; j++) {
-            tg_upstream_server_t *d = &u->servers[j];
-            tg_upstream_server_t *o = (tg_upstream_server_t *)find_server(old, u->cfg->name, d->cfg->address);
-            if (o == NULL)
-                continue;
-            /* A server that loses its health check must not stay down forever. */
-            if (u->cfg->has_health_check)
-                CARRY(d, o, health);
-            CARRY(d, o, ejected_until);
-            CARRY(d, o, consecutive_failures);
-            CARRY(d, o, requests);
-            CARRY(d, o, failures);
-            CARRY(d, o, ejections);
-            CARRY(d, o, health_changes);
-        }
-    }
-}
-
 void tg_upstreams_refresh_dns(tg_upstreams_t *ups)
 {
     for (size_t i = 0; i < ups->n; i++) {

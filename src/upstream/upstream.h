@@ -89,12 +89,6 @@ typedef struct tg_upstreams {
  * Returns 0, or -1 on OOM. */
 int tg_upstreams_init(tg_upstreams_t *ups, const tg_config_t *cfg);
 void tg_upstreams_free(tg_upstreams_t *ups);
-/* For a reload: copies what `old` learned about each server that `nu` has
- * too (same upstream name, same address): health, ejection, consecutive
- * failures and the counters (requests, failures, ejections, health_changes),
- * so an unchanged pool keeps its state. Call before `nu` serves; `old` may
- * still be serving (its values are read with atomics). */
-void tg_upstreams_carry_state(tg_upstreams_t *nu, const tg_upstreams_t *old);
 /* Re-resolves every DNS name (blocking; call from a non-loop thread). */
 void tg_upstreams_refresh_dns(tg_upstreams_t *ups);
 /* Copies one current address of `srv` (rotating over several). false when it has none. */

@@ -191,6 +191,8 @@ def test_api_key_header_query_plain_and_hashed(gw):
     assert r.status == 200
     assert upstream_headers(r)['x-consumer-name'] == 'bob' and 'x-consumer-groups' not in upstream_headers(r)
     assert r.json()['path'] == '/key/echo?a=1&b=2'
+    r = get(gw, '/key/echo?api_key=bob-key', {'X-API-Key': 'plain-key-alice'})  # the header wins
+    assert upstream_headers(r)['x-consumer-name'] == 'alice' and r.json()['path'] == '/key/echo'
 
 
 def test_api_key_wrong_missing_and_hide_false(gw):
@@ -463,3 +465,45 @@ def test_alg_confusion_when_hs256_is_allowed(gw, keys):
                 sig = hmac.new(pem, f'{hdr}.{p}'.encode(), hashlib.sha256).digest()
                 r = get(gw, '/mixed/echo', {'Authorization': f'Bearer {hdr}.{p}.{b64u(sig)}'})
                 check_401(r, 'Bearer realm="tollgate"')
+
+
+RELOAD_CONFIG = r"""
+server: { listen: ["$listen"] }
+admin: { listen: "127.0.0.1:$admin_port" }
+htpasswd: $tmp/reload.htpasswd
+upstreams:
+  u: { servers: ["$b1"] }
+routes:
+  - name: basic
+    upstream: u
+    auth: { basic: {} }
+"""
+
+
+def test_reload_rereads_the_htpasswd_file(tollgate, backend, tmp_path):
+    from conftest import free_port
+    pw = tmp_path / 'reload.htpasswd'
+    subprocess.run(['htpasswd', '-cbB', '-C', '5', str(pw), 'old', 'old-pw'], check=True, capture_output=True)
+    admin = free_port()
+    gw = tollgate(RELOAD_CONFIG, b1=backend.addr, admin_port=admin)
+    assert get(gw, '/echo', basic('old', 'old-pw')).status == 200
+    assert get(gw, '/echo', basic('new', 'new-pw')).status == 401
+    subprocess.run(['htpasswd', '-bB', '-C', '5', str(pw), 'new', 'new-pw'], check=True, capture_output=True)
+    subprocess.run(['htpasswd', '-D', str(pw), 'old'], check=True, capture_output=True)
+    r = http_request(admin, 'POST', '/reload')
+    assert r.status == 200, r
+    assert get(gw, '/echo', basic('new', 'new-pw')).status == 200
+    assert get(gw, '/echo', basic('old', 'old-pw')).status == 401  # the old cache went with the old config
+
+
+def test_effective_config_shows_security_and_redacts_credentials(tollgate, backend):
+    from conftest import free_port
+    admin = free_port()
+    gw = tollgate(METRICS_CONFIG, b1=backend.addr, admin_port=admin)
+    r = http_request(admin, 'GET', '/config')
+    assert r.status == 200
+    doc = r.json()
+    assert doc['consumers'] == [{'name': 'alice', 'groups': [], 'api_keys': ['[redacted]']}]
+    assert doc['routes'][0]['auth'] == {'any': ['api_key'], 'optional': False,
+                                        'api_key': {'header': 'X-API-Key', 'hide': True, 'realm': 'tollgate'}}
+    assert b'k1' not in r.body

@@ -491,3 +491,20 @@ def test_idle_connection_gets_goaway_and_close(tollgate, backend):
     t0 = time.monotonic()
     h.pump(timeout=10)
     assert h.closed and h.goaway == 0 and 0.8 <= time.monotonic() - t0 < 6
+
+
+def test_plaintext_listener_without_h2_does_not_speak_h2c(tollgate, backend):
+    gw = tollgate('''
+        server:
+          listen: [ { address: "$listen", protocols: [http/1.1] } ]
+        upstreams: { b: { servers: ["%s"] } }
+        routes: [ { match: { path: / }, upstream: b } ]
+    ''' % backend.addr)
+    cp = curl('--http2', '-w', '\n%{http_version}', gw.url('/echo'))
+    body, _, version = cp.stdout.decode().rpartition('\n')
+    assert version == '1.1' and json.loads(body)['path'] == '/echo'  # Upgrade: h2c ignored
+    s = socket.create_connection(('127.0.0.1', gw.port), timeout=10)
+    s.sendall(PREFACE)
+    data, closed, _ = read_until_closed(s, 10)
+    s.close()
+    assert closed and data.startswith(b'HTTP/1.1 '), data[:100]  # an HTTP/1.1 error, not SETTINGS

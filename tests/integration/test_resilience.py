@@ -383,3 +383,34 @@ def test_config_errors(tmp_path, extra, message):
     cp = run_tollgate(['-t', '-c', str(p)])
     assert cp.returncode == 1, cp
     assert re.search(r'bad\.yaml:\d+:\d+: ' + message, cp.stderr + cp.stdout), cp.stderr
+
+
+# ------------------------------------------------------- what operators see
+
+def test_upstreams_endpoint_shows_health_ejections_and_counters(backend, tollgate):
+    dead, admin = free_port(), free_port()
+    gw = tollgate(f"""
+        server: {{ listen: ["$listen"], workers: 1 }}
+        admin: {{ listen: "127.0.0.1:{admin}" }}
+        upstreams:
+          u:
+            servers: ["{backend.addr}", "127.0.0.1:{dead}"]
+            outlier: {{ consecutive_failures: 1, eject: 60s }}
+          h:
+            servers: ["127.0.0.1:{dead}"]
+            health_check: {{ path: /, interval: 100ms, timeout: 100ms, unhealthy: 1 }}
+        routes:
+          - {{ match: {{ path: /h }}, upstream: h }}
+          - {{ match: {{ path: / }}, upstream: u }}
+        """)
+    # one worker: its round robin sends the first two requests to the two servers
+    codes = sorted(http_request(gw.port, 'GET', '/echo').status for _ in range(2))
+    assert codes == [200, 502], codes
+    log_time(gw, rf'upstream h: server 127\.0\.0\.1:{dead} is down', timeout=10)
+    doc = http_request(admin, 'GET', '/upstreams').json()
+    ups = {u['name']: u for u in doc['upstreams']}
+    srv = {s['address']: s for s in ups['u']['servers']}
+    assert srv[f'127.0.0.1:{dead}']['health'] == 'ejected', srv
+    assert srv[f'127.0.0.1:{dead}']['ejections'] == 1 and srv[f'127.0.0.1:{dead}']['failures'] == 1, srv
+    assert srv[backend.addr]['health'] == 'up' and srv[backend.addr]['requests'] == 1, srv
+    assert ups['h']['servers'][0]['health'] == 'down', ups['h']

@@ -140,6 +140,7 @@ def test_h2c_get_translates_head(tollgate, h2_backends):
     assert hd['x-custom'] == 'v' and hd['cookie'] == 'a=1; b=2' and hd['te'] == 'trailers'
     assert hd['x-forwarded-for'] == '127.0.0.1' and 'x-request-id' in hd
     assert r.getheader('Content-Length') == str(len(body))
+    assert r.getheader('Via') == '2 tollgate'  # the version the gateway received
 
 
 def test_h2c_request_bodies(tollgate, h2_backends):

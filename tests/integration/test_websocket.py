@@ -168,3 +168,38 @@ def test_ws_client_eof_closes_upstream(tollgate, ws_backend):
             await ws.send('still here')
             assert await ws.recv() == 'still here'
     run(go())
+
+
+def test_ws_handshake_goes_through_auth_and_rate_limits(tollgate, ws_backend):
+    gw = tollgate(f"""
+server:
+  listen: ["$listen"]
+  workers: 1
+  access_log: {{ format: off }}
+consumers:
+  - {{ name: alice, api_keys: ["k-alice"] }}
+upstreams:
+  ws:
+    servers: ["{ws_backend}"]
+routes:
+  - match: {{ path: /ws }}
+    upstream: ws
+    websocket: true
+    auth: {{ api_key: {{ header: X-API-Key }} }}
+    rate_limit: [ {{ key: consumer, rate: 1/m, burst: 0 }} ]
+""")
+
+    async def go():
+        url = f'ws://127.0.0.1:{gw.port}/ws/headers'
+        with pytest.raises(websockets.InvalidStatusCode) as ei:
+            async with websockets.connect(url):
+                pass
+        assert ei.value.status_code == 401
+        async with websockets.connect(url, extra_headers={'X-API-Key': 'k-alice'}) as ws:
+            h = json.loads(await ws.recv())
+            assert h['x-consumer-name'] == 'alice' and 'x-api-key' not in h
+        with pytest.raises(websockets.InvalidStatusCode) as ei:  # the second handshake is over the rate
+            async with websockets.connect(url, extra_headers={'X-API-Key': 'k-alice'}):
+                pass
+        assert ei.value.status_code == 429
+    run(go())

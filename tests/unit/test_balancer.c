@@ -296,24 +296,6 @@ START_TEST(retry_budget_caps)
 }
 END_TEST
 
-START_TEST(reload_carries_server_state)
-{
-    fixture_t *old = make(TG_BALANCE_ROUND_ROBIN, NULL, 3, 1);  /* .1 .2 .3 */
-    fixture_t *nu = make(TG_BALANCE_ROUND_ROBIN, NULL, 2, 2);   /* .2 .3 (and .1 removed) */
-    old->cfg.has_health_check = nu->cfg.has_health_check = true;
-    atomic_store(&old->srv[1].health, TG_HEALTH_DOWN);
-    atomic_store(&old->srv[2].ejections, 4);
-    atomic_store(&old->srv[2].ejected_until, 12345);
-    tg_upstreams_t o = { &old->up, 1 }, n = { &nu->up, 1 };
-    tg_upstreams_carry_state(&n, &o);
-    ck_assert_int_eq(atomic_load(&nu->srv[0].health), TG_HEALTH_DOWN);  /* 10.0.0.2 */
-    ck_assert_uint_eq(atomic_load(&nu->srv[1].ejections), 4);            /* 10.0.0.3 */
-    ck_assert_uint_eq(atomic_load(&nu->srv[1].ejected_until), 12345);
-    destroy(old);
-    destroy(nu);
-}
-END_TEST
-
 START_TEST(config_resilience_keys)
 {
     static const char y[] =
@@ -393,7 +375,6 @@ static Suite *suite(void)
     tcase_add_test(tc, outlier_ejects_and_returns);
     tcase_add_test(tc, retry_budget_caps);
     tcase_add_test(tc, config_resilience_keys);
-    tcase_add_test(tc, reload_carries_server_state);
     suite_add_tcase(s, tc);
     return s;
 }
