@@ -306,6 +306,7 @@ typedef struct tg_jwt_cfg {
     uint32_t algorithms;          /* bit set of 1u << tg_jwt_alg_t */
     const char *jwks;             /* file path (resolved) or http(s) URL; NULL with secret */
     bool jwks_is_url;
+    const char *jwks_ca;          /* PEM CA file (resolved): the only trust for an https jwks; NULL = system */
     const char *secret;           /* HS* shared secret */
     uint64_t clock_skew_ms;       /* 30s */
     tg_kv_t *claims_to_headers;   /* claim → header */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include "filters/json_schema.h"
 #include "filters/jwks.h"
+#include "filters/jwks_fetch.h"
 
 #define TG__HTPASSWD_MAX_BYTES (4u << 20)
 
@@ -309,6 +310,20 @@ static void j_jwks(tg__ctx_t *cx, tg__node_t *v, void *obj)
     j->jwks = s;
 }
 
+/* jwks_ca: read now so a bad file is a load error at its position. */
+static void j_jwks_ca(tg__ctx_t *cx, tg__node_t *v, void *obj)
+{
+    const char *s;
+    if (!tg__str_nonempty(cx, v, &s) || (s = resolve_path(cx, s)) == NULL)
+        return;
+    char err[300];
+    X509_STORE *st = tg_jwks_ca_load(s, err, sizeof err);
+    if (st == NULL)
+        tg__err(cx, v, "%s", err);
+    X509_STORE_free(st);
+    ((tg_jwt_cfg_t *)obj)->jwks_ca = s;
+}
+
 static void j_secret(tg__ctx_t *cx, tg__node_t *v, void *obj)
 {
     const char *s;
@@ -348,7 +363,7 @@ static void j_require(tg__ctx_t *cx, tg__node_t *v, void *obj)
 
 static const tg__key_t jwt_keys[] = {
     { "issuer", j_issuer }, { "audiences", j_audiences }, { "algorithms", j_algorithms },
-    { "jwks", j_jwks }, { "secret", j_secret }, { "clock_skew", j_clock_skew },
+    { "jwks", j_jwks }, { "jwks_ca", j_jwks_ca }, { "secret", j_secret }, { "clock_skew", j_clock_skew },
     { "claims_to_headers", j_claims_to_headers }, { "jwks_refresh", j_refresh },
     { "consumer_claim", j_consumer_claim }, { "require", j_require }, { "realm", j_realm },
     { NULL, NULL },
@@ -444,6 +459,8 @@ static void jwt_finish(tg__ctx_t *cx, tg__node_t *at, tg_jwt_cfg_t *j)
         j->algorithms = j->secret ? hs : ((1u << TG_JWT_NALGS) - 1) & ~hs;
     else if (j->secret && (j->algorithms & ~hs))
         tg__err(cx, at, "a secret verifies only HS256/384/512; the other algorithms need jwks");
+    if (j->jwks_ca && !(j->jwks_is_url && strncmp(j->jwks, "https://", 8) == 0))
+        tg__err(cx, at, "jwks_ca applies only to a jwks https:// URL");
     if (j->realm == NULL)
         j->realm = "tollgate";
     if (j->jwks_refresh_ms == 0)

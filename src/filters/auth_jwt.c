@@ -3,7 +3,9 @@
  * ("none" never is) and the key's type must fit it; kid selects the key.
  * Keys come from a secret, a JWKS file, or a JWKS URL (jwks_fetch.c); an
  * unknown kid asks for a refetch (rate limited) and the request waits for
- * it, polling on its worker loop, as it does for the first fetch.
+ * it, as it does for the first fetch: the fetcher thread wakes the waiting
+ * request's worker loop (uv_async_t) when the fetch ends, and a timer bounds
+ * the wait to twice the fetch timeout.
  *
  * Verified tokens are remembered per worker thread (no locks) keyed by the
  * SHA-256 of the whole token, the route state and the key set version, so a
@@ -24,7 +26,6 @@
 
 #define TG_JWT_MAX_TOKEN 16384
 #define TG_JWT_CACHE_SLOTS 1024      /* per worker thread, direct-mapped */
-#define TG_JWT_POLL_MS 20
 
 typedef enum vres { V_OK = 0, V_INVALID, V_UNAVAILABLE, V_NEED_KEYS } vres_t;
 
@@ -88,7 +89,7 @@ tg_jwt_state_t *tg__jwt_build(const tg_config_t *cfg, const tg_jwt_cfg_t *jc, ch
     else if (!jc->jwks_is_url)
         s->fixed = tg_jwks_load_file(jc->jwks, err, errlen);
     else
-        s->src = tg_jwks_src_new(jc->jwks, jc->jwks_refresh_ms, err, errlen);
+        s->src = tg_jwks_src_new(jc->jwks, jc->jwks_ca, jc->jwks_refresh_ms, err, errlen);
     if (s->fixed == NULL && s->src == NULL) {
         free(s);
         return NULL;
@@ -273,15 +274,37 @@ static vres_t verify(tg_exchange_t *ex, tg_jwt_state_t *s, tg_str_t tok)
 /* ---- waiting for keys ---- */
 
 typedef struct wait_job {
-    uv_timer_t timer;
-    tg_exchange_t *ex;               /* NULL once cancelled */
+    uv_timer_t timer;                /* the bound on the wait */
+    uv_async_t wake;                 /* sent by the fetcher thread */
+    tg_jwks_waiter_t waiter;         /* registered while open */
+    int open;                        /* handles not closed yet */
+    bool watching;
+    tg_exchange_t *ex;               /* NULL once settled or cancelled */
     tg_jwt_state_t *s;
-    uint64_t version, deadline;
+    uint64_t version;
     size_t len;
     char tok[];
 } wait_job_t;
 
-static void job_closed(uv_handle_t *h) { free(h->data); }
+static void job_closed(uv_handle_t *h)
+{
+    wait_job_t *j = h->data;
+    if (--j->open == 0)
+        free(j);
+}
+
+/* Unregisters (so the fetcher thread sends no more) and closes both
+ * handles; the job is freed when the last close completes. */
+static void job_close(wait_job_t *j)
+{
+    j->ex = NULL;
+    if (j->watching)
+        tg_jwks_src_unwatch(j->s->src, &j->waiter);
+    j->watching = false;
+    uv_timer_stop(&j->timer);
+    uv_close((uv_handle_t *)&j->timer, job_closed);
+    uv_close((uv_handle_t *)&j->wake, job_closed);
+}
 
 static tg_authr_t final_verdict(tg_exchange_t *ex, tg_jwt_state_t *s, tg_str_t tok)
 {
@@ -295,48 +318,54 @@ static tg_authr_t final_verdict(tg_exchange_t *ex, tg_jwt_state_t *s, tg_str_t t
     return r == V_OK ? TG_AUTHR_OK : r == V_UNAVAILABLE ? TG_AUTHR_UNAVAILABLE : TG_AUTHR_INVALID;
 }
 
-static void on_poll(uv_timer_t *t)
+/* A fetch ended (or the bound passed): decide unless a newer fetch that
+ * may still bring the key is running. Wake-ups may be coalesced or come
+ * from a fetch other than the awaited one; the state is read again. */
+static void settle(wait_job_t *j, bool timed_out)
 {
-    wait_job_t *j = t->data;
     if (j->ex == NULL)
         return;
     uint64_t v = 0;
-    tg_jwks_t *set = tg_jwks_src_get(j->s->src, &v);
-    tg_jwks_release(set);
-    if (v == j->version && tg_jwks_src_busy(j->s->src) && uv_now(t->loop) < j->deadline)
-        return; /* keep polling */
+    tg_jwks_release(tg_jwks_src_get(j->s->src, &v));
+    if (!timed_out && v == j->version && tg_jwks_src_busy(j->s->src))
+        return; /* the awaited fetch is still due or running */
     tg_exchange_t *ex = j->ex;
-    j->ex = NULL;
-    uv_timer_stop(t);
-    uv_close((uv_handle_t *)t, job_closed);
+    job_close(j); /* j is freed by the close callbacks, on a later loop turn */
     tg__auth_ex(ex)->pending = NULL;
     tg__auth_done(ex, final_verdict(ex, j->s, tg_str(j->tok, j->len)));
 }
 
-void tg__jwt_cancel(void *job)
-{
-    wait_job_t *j = job;
-    j->ex = NULL;
-    uv_timer_stop(&j->timer);
-    uv_close((uv_handle_t *)&j->timer, job_closed);
-}
+static void on_wake(uv_async_t *a) { settle(a->data, false); }
+static void on_deadline(uv_timer_t *t) { settle(t->data, true); }
 
+void tg__jwt_cancel(void *job) { job_close(job); }
+
+/* Waits for the fetch that is due or running; decides at once when it
+ * ended between the kick and the registration. */
 static tg_authr_t start_wait(tg_exchange_t *ex, tg_jwt_state_t *s, tg_str_t tok)
 {
     tg_auth_ex_t *ax = tg__auth_ex(ex);
-    wait_job_t *j = ax ? malloc(sizeof *j + tok.len) : NULL;
+    wait_job_t *j = ax ? calloc(1, sizeof *j + tok.len) : NULL;
     if (j == NULL)
         return TG_AUTHR_UNAVAILABLE;
     uv_loop_t *loop = &tg_ex_worker(ex)->loop;
+    if (uv_async_init(loop, &j->wake, on_wake) != 0) {
+        free(j);
+        return TG_AUTHR_UNAVAILABLE;
+    }
     uv_timer_init(loop, &j->timer);
-    j->timer.data = j;
+    j->timer.data = j->wake.data = j;
+    j->open = 2;
     j->ex = ex;
     j->s = s;
-    tg_jwks_release(tg_jwks_src_get(s->src, &j->version));
-    j->deadline = uv_now(loop) + TG_JWKS_FETCH_TIMEOUT_MS * 2;
     j->len = tok.len;
     memcpy(j->tok, tok.p, tok.len);
-    uv_timer_start(&j->timer, on_poll, TG_JWT_POLL_MS, TG_JWT_POLL_MS);
+    j->waiter.wake = &j->wake;
+    if (!(j->watching = tg_jwks_src_watch(s->src, &j->waiter, &j->version))) {
+        job_close(j);
+        return final_verdict(ex, s, tok);
+    }
+    uv_timer_start(&j->timer, on_deadline, TG_JWKS_FETCH_TIMEOUT_MS * 2, 0);
     ax->pending = j;
     return TG_AUTHR_WAIT;
 }

@@ -1,20 +1,27 @@
 /* JWKS sources (jwks_fetch.h): one fetcher thread each, and a
- * minimal blocking HTTP/1.0 GET client (plain or TLS with the system trust
- * store and host name verification). HTTP/1.0 keeps the answer free of
- * chunked framing; the body ends at Content-Length or at close. */
+ * minimal blocking HTTP/1.0 GET client (plain or TLS: the system trust
+ * store or the route's jwks_ca alone, strict X.509 checks, and the URL's
+ * host name or IP address matched against the certificate). HTTP/1.0 keeps
+ * the answer free of chunked framing; the body ends at Content-Length or at
+ * close. Requests waiting for a fetch register a waiter and are woken
+ * (uv_async_send, safe from any thread) when it ends. */
 #include "filters/jwks_fetch.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +35,8 @@ struct tg_jwks_src {
     pthread_t thread;
     char *url;
     uint64_t refresh_ms;
+    X509_STORE *trust;         /* jwks_ca, or NULL: the system trust store */
+    tg_jwks_waiter_t *waiters; /* under lock: woken when a fetch ends */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     tg_jwks_t *set;            /* under lock */
@@ -112,15 +121,30 @@ static ssize_t conn_io(conn_t *c, void *buf, size_t n, bool write)
     }
 }
 
-static int tls_start(conn_t *c, const char *host)
+/* The peer must chain to `trust` (or the system store when NULL) under
+ * strict X.509 rules, and its certificate must name `host`: a DNS name
+ * (SAN dNSName, sent as SNI too) or an IP literal (SAN iPAddress; no SNI
+ * for addresses, RFC 6066 §3). */
+static int tls_start(conn_t *c, const char *host, X509_STORE *trust)
 {
+    unsigned char addr[16];
+    bool ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
     c->ctx = SSL_CTX_new(TLS_client_method());
-    if (c->ctx == NULL || SSL_CTX_set_default_verify_paths(c->ctx) != 1)
+    if (c->ctx == NULL)
+        return -1;
+    if (trust)
+        SSL_CTX_set1_cert_store(c->ctx, trust); /* shared, reference counted */
+    else if (SSL_CTX_set_default_verify_paths(c->ctx) != 1)
         return -1;
     SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-    if ((c->ssl = SSL_new(c->ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
-        SSL_set_tlsext_host_name(c->ssl, host) != 1 || SSL_set1_host(c->ssl, host) != 1)
+    if ((c->ssl = SSL_new(c->ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+        return -1;
+    X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+    X509_VERIFY_PARAM_set_flags(vp, X509_V_FLAG_X509_STRICT);
+    X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1
+           : SSL_set_tlsext_host_name(c->ssl, host) != 1 || X509_VERIFY_PARAM_set1_host(vp, host, 0) != 1)
         return -1;
     for (;;) {
         int r = SSL_connect(c->ssl);
@@ -164,6 +188,25 @@ static int parse_url(const char *url, bool *tls, char *host, size_t hcap, char *
     return 0;
 }
 
+/* Whether raw[0..n) holds a whole response framed by Content-Length: the
+ * read stops there, so a TLS server that closes without close_notify (an
+ * unexpected EOF to OpenSSL 3) still delivers a complete key set, while a
+ * body cut short is never taken for a whole one. */
+static bool complete_by_length(const char *raw, size_t n)
+{
+    const char *end = memmem(raw, n, "\r\n\r\n", 4);
+    if (end == NULL)
+        return false;
+    size_t hl = (size_t)(end - raw);
+    for (size_t i = 0; i + 17 <= hl; i++) {
+        if ((i == 0 || raw[i - 1] != '\n') || strncasecmp(raw + i, "content-length:", 15) != 0)
+            continue;
+        unsigned long long cl = strtoull(raw + i + 15, NULL, 10);
+        return n - (hl + 4) >= cl;
+    }
+    return false;
+}
+
 static int read_all(conn_t *c, size_t max, char **out, size_t *len)
 {
     size_t cap = 16384, n = 0;
@@ -181,12 +224,12 @@ static int read_all(conn_t *c, size_t max, char **out, size_t *len)
         ssize_t r = conn_io(c, buf + n, cap - n, false);
         if (r < 0)
             break;
-        if (r == 0) {
+        n += (size_t)r;
+        if (r == 0 || complete_by_length(buf, n)) {
             *out = buf;
             *len = n;
             return 0;
         }
-        n += (size_t)r;
     }
     free(buf);
     return -1;
@@ -225,8 +268,20 @@ static int split_response(char *raw, size_t n, size_t max, char **body, size_t *
     return 0;
 }
 
-int tg_http_get(const char *url, size_t max_bytes, unsigned timeout_ms, char **body, size_t *len, char *err,
-                size_t errlen)
+/* Says why a handshake failed: the verification result when there is one. */
+static void tls_error(conn_t *c, const char *host, char *err, size_t errlen)
+{
+    long v = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+    if (v != X509_V_OK)
+        snprintf(err, errlen, "TLS handshake with %s failed: certificate refused (%s)", host,
+                 X509_verify_cert_error_string(v));
+    else
+        snprintf(err, errlen, "TLS handshake with %s failed", host);
+    ERR_clear_error();
+}
+
+int tg_http_get(const char *url, X509_STORE *trust, size_t max_bytes, unsigned timeout_ms, char **body, size_t *len,
+                char *err, size_t errlen)
 {
     bool tls;
     char host[256], port[8], path[2048], req[2600];
@@ -242,8 +297,8 @@ int tg_http_get(const char *url, size_t max_bytes, unsigned timeout_ms, char **b
                                        "User-Agent: tollgate\r\n\r\n", path, host);
     if ((c.fd = tcp_connect(host, port, timeout_ms)) < 0)
         snprintf(err, errlen, "cannot connect to %s:%s", host, port);
-    else if (tls && tls_start(&c, host) < 0)
-        snprintf(err, errlen, "TLS handshake with %s failed (certificate not trusted?)", host);
+    else if (tls && tls_start(&c, host, trust) < 0)
+        tls_error(&c, host, err, errlen);
     else if (conn_io(&c, req, (size_t)rl, true) != rl)
         snprintf(err, errlen, "cannot send the request");
     else if (read_all(&c, max_bytes, &raw, &rawlen) < 0)
@@ -265,6 +320,7 @@ static void src_release(tg_jwks_src_t *s)
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     tg_jwks_release(s->set);
+    X509_STORE_free(s->trust);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     free(s->url);
@@ -277,7 +333,7 @@ static void fetch_once(tg_jwks_src_t *s)
     char *body = NULL;
     size_t len = 0;
     tg_jwks_t *set = NULL;
-    if (tg_http_get(s->url, TG_JWKS_MAX_BYTES, TG_JWKS_FETCH_TIMEOUT_MS, &body, &len, err, sizeof err) == 0 &&
+    if (tg_http_get(s->url, s->trust, TG_JWKS_MAX_BYTES, TG_JWKS_FETCH_TIMEOUT_MS, &body, &len, err, sizeof err) == 0 &&
         (set = tg_jwks_parse(body, len, perr, sizeof perr)) == NULL)
         snprintf(err, sizeof err, "%s", perr);
     free(body);
@@ -291,6 +347,9 @@ static void fetch_once(tg_jwks_src_t *s)
         tg_jwks_release(old);
     }
     s->fetching = false;
+    /* Under the lock: a waiter unregisters under it before closing its handle. */
+    for (tg_jwks_waiter_t *w = s->waiters; w; w = w->next)
+        uv_async_send(w->wake);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -325,12 +384,35 @@ static void *fetcher(void *arg)
     return NULL;
 }
 
-tg_jwks_src_t *tg_jwks_src_new(const char *url, uint64_t refresh_ms, char *err, size_t errlen)
+X509_STORE *tg_jwks_ca_load(const char *path, char *err, size_t errlen)
+{
+    X509_STORE *st = X509_STORE_new();
+    int n = 0;
+    if (st && X509_STORE_load_file(st, path) == 1) {
+        STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(st);
+        for (int i = 0; i < sk_X509_OBJECT_num(objs); i++)
+            n += X509_OBJECT_get_type(sk_X509_OBJECT_value(objs, i)) == X509_LU_X509;
+    }
+    ERR_clear_error();
+    if (n == 0) {
+        snprintf(err, errlen, "%s: no PEM certificate could be read", path);
+        X509_STORE_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+tg_jwks_src_t *tg_jwks_src_new(const char *url, const char *ca_file, uint64_t refresh_ms, char *err, size_t errlen)
 {
     tg_jwks_src_t *s = calloc(1, sizeof *s);
     if (s == NULL || (s->url = strdup(url)) == NULL) {
         free(s);
         snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (ca_file && (s->trust = tg_jwks_ca_load(ca_file, err, errlen)) == NULL) {
+        free(s->url);
+        free(s);
         return NULL;
     }
     atomic_init(&s->refs, 2);
@@ -399,4 +481,33 @@ bool tg_jwks_src_kick(tg_jwks_src_t *s)
     bool busy = s->due || s->fetching;
     pthread_mutex_unlock(&s->lock);
     return busy;
+}
+
+bool tg_jwks_src_watch(tg_jwks_src_t *s, tg_jwks_waiter_t *w, uint64_t *version)
+{
+    pthread_mutex_lock(&s->lock);
+    bool busy = s->due || s->fetching;
+    *version = s->version;
+    if (busy) {
+        w->prev = NULL;
+        w->next = s->waiters;
+        if (s->waiters)
+            s->waiters->prev = w;
+        s->waiters = w;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return busy;
+}
+
+void tg_jwks_src_unwatch(tg_jwks_src_t *s, tg_jwks_waiter_t *w)
+{
+    pthread_mutex_lock(&s->lock);
+    if (w->prev)
+        w->prev->next = w->next;
+    else if (s->waiters == w)
+        s->waiters = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    pthread_mutex_unlock(&s->lock);
 }

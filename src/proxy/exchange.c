@@ -154,8 +154,10 @@ void tg__ex_proceed(tg_exchange_t *ex)
     uint32_t attempts = ex->route->has_retries ? ex->route->retry_attempts : ucfg->retry_attempts;
     ex->max_tries = 1 + attempts;
     ex->tried = tg_arena_calloc(&ex->arena, ex->up->nservers ? ex->up->nservers : 1);
-    if (ex->tried == NULL || tg__ex_tunnel_setup(ex) < 0 || tg__ex_grpc_web_setup(ex) < 0 ||
-        tg__ex_build_upstream_head(ex) < 0) {
+    int tun = ex->tried ? tg__ex_tunnel_setup(ex) : -1;
+    if (tun > 0)
+        return; /* answered: an HTTP/2 extended CONNECT this route does not take */
+    if (tun < 0 || tg__ex_grpc_web_setup(ex) < 0 || tg__ex_build_upstream_head(ex) < 0) {
         tg__ex_respond_error(ex, 503, "out_of_memory");
         return;
     }
@@ -440,6 +442,7 @@ void tg_exchange_request_end(tg_exchange_t *ex, const tg_header_t *trailers, siz
 {
     ex->req_done = true;
     if (tg__ex_body_collecting(ex)) {
+        keep_trailers(ex, trailers, n); /* replayed after the buffered body */
         tg__ex_body_end(ex);
         return;
     }
@@ -493,8 +496,9 @@ static int ev_head(void *ctx, const tg_response_t *resp)
         return -1;
     }
     if (resp->status < 200) {
-        /* 100 was answered by the gateway itself; other 1xx go to 1.1 clients. */
-        if (resp->status == 100 || ex->minor == 0)
+        /* 100 was answered by the gateway itself; other 1xx go to HTTP/1.1
+         * and HTTP/2 clients (not to HTTP/1.0 ones). */
+        if (resp->status == 100 || (ex->req.version_major == 1 && ex->minor == 0))
             return 0;
         tg_response_t out;
         if (tg__ex_response_headers(ex, resp, &out) == 0)

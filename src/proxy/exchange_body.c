@@ -8,7 +8,11 @@
  * filters' on_request_body run in phase order. Replaying: the buffered body
  * then goes upstream through the ordinary body path, with the exchange
  * itself as the source: the request is sent with Content-Length (a chunked
- * request becomes a Content-Length one; its trailers are dropped). */
+ * request becomes a Content-Length one), unless it ended with trailers:
+ * those keep chunked framing (HTTP/1.1) or go as a trailer HEADERS frame
+ * (HTTP/2), since a Content-Length message cannot carry them (RFC 9112
+ * §7.1.2) and trailers such as a body checksum or grpc-status must reach
+ * the backend. */
 #include "proxy/exchange_int.h"
 
 #include <jansson.h>
@@ -200,12 +204,17 @@ void tg__ex_body_complete(tg_exchange_t *ex)
         run_body_filters(ex);
 }
 
-/* Sends the buffered body upstream as a Content-Length request. */
+/* Sends the buffered body upstream: with Content-Length, or chunked when
+ * the request had trailers (kept in ex->req_trailers by request_end; the
+ * pump's request_end with none leaves them in place). */
 void tg__ex_body_replay(tg_exchange_t *ex)
 {
     struct tg__ex_body *b = ex->rbody;
     b->replaying = true;
-    ex->req.body = b->len ? TG_BODY_LENGTH : TG_BODY_NONE;
+    if (ex->nreq_trailers > 0)
+        ex->req.body = TG_BODY_CHUNKED;
+    else
+        ex->req.body = b->len ? TG_BODY_LENGTH : TG_BODY_NONE;
     ex->req.content_length = b->len;
     ex->req_body = ex->req.body;
     ex->req_cl = b->len;

@@ -132,7 +132,8 @@ bool tg__ex_retry_status(tg_exchange_t *ex, int status);
 
 /* exchange_tunnel.c */
 /* Marks a WebSocket handshake on a websocket route and adds the upgrade
- * fields for the upstream. 0, or -1 on OOM. */
+ * fields for the upstream. 0, -1 on OOM, or 1: answered already (501 to an
+ * HTTP/2 extended CONNECT on a route without `websocket: true`). */
 int tg__ex_tunnel_setup(tg_exchange_t *ex);
 /* Relays the upstream's 101 (as 101, or 200 to an HTTP/2 client). 0 or -1. */
 int tg__ex_tunnel_head(tg_exchange_t *ex, const tg_response_t *resp);

@@ -49,8 +49,16 @@ static int new_key(tg_exchange_t *ex)
 int tg__ex_tunnel_setup(tg_exchange_t *ex)
 {
     bool h2 = false;
-    if (!wants_websocket(ex, &h2))
+    if (!wants_websocket(ex, &h2)) {
+        const tg_request_t *r = &ex->req;
+        if (r->version_major == 2 && r->upgrade && tg_str_eq(r->method, TG_STR_LIT("CONNECT"))) {
+            /* RFC 8441 on a route without `websocket: true`: never a
+             * CONNECT upstream. */
+            tg__ex_respond_error(ex, 501, "websocket_not_enabled");
+            return 1;
+        }
         return 0;
+    }
     ex->tunnel_req = true;
     ex->tunnel_h2 = h2;
     ex->upreq.tunnel = true;

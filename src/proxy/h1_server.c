@@ -772,6 +772,17 @@ void tg_h1s_drain(tg_worker_t *w)
     }
 }
 
+void tg_h1s_reloaded(tg_worker_t *w)
+{
+    tg_list_t *n = w->conns.next;
+    while (n != &w->conns) {
+        tg_h1s_t *c = tg_container_of(n, tg_h1s_t, node);
+        n = n->next; /* tg_h2s_drain may close an idle connection */
+        if (c->d.h2)
+            tg_h2s_drain(c->d.h2);
+    }
+}
+
 void tg_h1s_close_all(tg_worker_t *w)
 {
     while (!tg_list_empty(&w->conns))

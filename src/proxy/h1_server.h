@@ -14,5 +14,9 @@ void tg_h1s_accept(tg_worker_t *w, uv_stream_t *listener);
 void tg_h1s_drain(tg_worker_t *w);
 /* Closes every connection now, aborting in-flight exchanges. */
 void tg_h1s_close_all(tg_worker_t *w);
+/* A reload switched the worker to a new configuration: every HTTP/2 client
+ * connection gets GOAWAY (NO_ERROR), finishes its open streams and closes,
+ * so that the client's next requests open connections on the new one. */
+void tg_h1s_reloaded(tg_worker_t *w);
 
 #endif

@@ -67,11 +67,12 @@ struct h2_stream {
     size_t hb_len, hb_cap;
     uint32_t (*hf)[4];            /* name off, name len, value off, value len */
     size_t nh, hf_cap, nhead;
-    uint32_t pseudo[4][2];        /* :method :scheme :authority :path (off, len+1; 0 = absent) */
+    uint32_t pseudo[5][2];        /* :method :scheme :authority :path :protocol (off, len+1; 0 = absent) */
     size_t block_bytes;           /* decoded size of the current header block */
     unsigned conts;               /* CONTINUATION frames of the current block */
     int reject;                   /* a codec answer owed instead of an exchange (431, 414, 400) */
     bool head_done, started, req_eof, end_delivered, in_trailers;
+    bool tunnel;                  /* RFC 8441 extended CONNECT: no body-gap deadline */
     bool queued, closed, done, paused, drain_wanted, drain_ready, abort_owed;
     /* request body ring (capacity H2_STREAM_WINDOW: flow control bounds it) */
     char *rb;

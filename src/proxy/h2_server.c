@@ -382,6 +382,17 @@ static nghttp2_session_callbacks *make_callbacks(void)
     return cb;
 }
 
+/* RFC 8441 extended CONNECT is advertised only when some route can take it
+ * (`websocket: true`); without the setting nghttp2 refuses `:protocol`. */
+static bool websocket_possible(tg_h2s_t *h)
+{
+    const tg_config_t *cfg = h->w->gen->cfg;
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (cfg->routes[i].websocket)
+            return true;
+    return false;
+}
+
 static int session_new(tg_h2s_t *h)
 {
     nghttp2_session_callbacks *cb = make_callbacks();
@@ -403,8 +414,10 @@ static int session_new(tg_h2s_t *h)
         { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS },
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW },
         { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)h2__limits(h)->max_header_bytes },
+        { NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 }, /* RFC 8441: only if sent (below) */
     };
-    if (nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof *iv) != 0 ||
+    size_t niv = sizeof iv / sizeof *iv - (websocket_possible(h) ? 0 : 1);
+    if (nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, niv) != 0 ||
         nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0)
         return -1;
     return 0;

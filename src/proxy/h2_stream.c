@@ -16,7 +16,7 @@
 
 static const tg_downstream_ops_t h2_ops;
 
-enum { P_METHOD, P_SCHEME, P_AUTHORITY, P_PATH };
+enum { P_METHOD, P_SCHEME, P_AUTHORITY, P_PATH, P_PROTOCOL, P_COUNT };
 
 static uint64_t now_ms(tg_h2s_t *h) { return uv_now(&h->w->loop); }
 
@@ -80,8 +80,8 @@ static int hb_append(h2_stream_t *s, const void *p, size_t n, uint32_t *off)
 
 static int pseudo_index(const uint8_t *name, size_t nl)
 {
-    static const char *const names[] = { ":method", ":scheme", ":authority", ":path" };
-    for (int i = 0; i < 4; i++)
+    static const char *const names[P_COUNT] = { ":method", ":scheme", ":authority", ":path", ":protocol" };
+    for (int i = 0; i < P_COUNT; i++)
         if (strlen(names[i]) == nl && memcmp(names[i], name, nl) == 0)
             return i;
     return -1;
@@ -189,7 +189,7 @@ static int collect_fields(h2_stream_t *s, size_t from, size_t to, tg_header_t *h
 static const char *reject_word(int status)
 {
     return status == 431 ? "headers_too_large" : status == 414 ? "uri_too_long"
-         : status == 503 ? "out_of_memory" : "bad_request";
+         : status == 503 ? "out_of_memory" : status == 501 ? "connect_not_supported" : "bad_request";
 }
 
 static void respond_codec(h2_stream_t *s, int status)
@@ -222,6 +222,28 @@ static void respond_codec(h2_stream_t *s, int status)
 }
 
 /* ---- the exchange ---- */
+
+/* CONNECT: only RFC 8441's extended form with `:protocol: websocket` (only
+ * possible when SETTINGS_ENABLE_CONNECT_PROTOCOL was advertised; nghttp2
+ * refuses :protocol otherwise). It goes to the exchange as exchange_tunnel.c
+ * expects it: `upgrade`, an `Upgrade: <:protocol>` field (hs has one spare
+ * entry: w->hcap is max_headers + 1), and no request body: the DATA frames
+ * that follow the 200 are tunnel bytes, offered like the h1 codec offers the
+ * bytes after a 101. Returns the codec answer owed (501), or 0. */
+static int extended_connect(h2_stream_t *s, tg_request_t *req, size_t *n)
+{
+    tg_str_t proto = pseudo(s, P_PROTOCOL);
+    if (!tg_str_eq(req->method, TG_STR_LIT("CONNECT")))
+        return 0;
+    if (!tg_str_ieq_c(proto, "websocket"))
+        return 501; /* plain CONNECT proxying, or another protocol */
+    s->h->w->hscratch[(*n)++] = (tg_header_t){ TG_STR_LIT("Upgrade"), proto };
+    req->nheaders = *n;
+    req->upgrade = true;
+    req->body = TG_BODY_NONE;
+    s->tunnel = true;
+    return 0;
+}
 
 static void start(h2_stream_t *s)
 {
@@ -258,12 +280,17 @@ static void start(h2_stream_t *s)
     } else {
         req.body = TG_BODY_STREAM;
     }
+    int refuse = extended_connect(s, &req, &n);
+    if (refuse) {
+        respond_codec(s, refuse);
+        return;
+    }
     s->resp_nobody = tg_str_eq(req.method, TG_STR_LIT("HEAD"));
     tg_downstream_info_t info = { .peer = h->io.peer, .tls = h->io.tls, .head_bytes = s->hb_len,
                                   .client_cert_subject = h->io.cert_subject,
                                   .client_cert_fingerprint = h->io.cert_fingerprint };
     s->started = true;
-    if (!s->req_eof)
+    if (!s->req_eof && !s->tunnel)
         s->deadline = now_ms(h) + h2__limits(h)->body_timeout_ms;
     tg_exchange_t *ex = tg_exchange_start(w, &h2_ops, s, &info, &req);
     if (s->done)
@@ -362,7 +389,7 @@ int h2__stream_data(h2_stream_t *s, const uint8_t *p, size_t n)
     memcpy(s->rb + at, p, first);
     memcpy(s->rb, p + first, n - first);
     s->rlen += n;
-    if (s->started)
+    if (s->started && !s->tunnel) /* a tunnel's silence is the upstream's idle timeout */
         s->deadline = now_ms(h) + h2__limits(h)->body_timeout_ms;
     h2__queue(s);
     return 0;
@@ -441,13 +468,37 @@ static bool make_nv(tg_arena_t *a, nghttp2_nv *nv, tg_str_t name, tg_str_t value
     return true;
 }
 
+/* A 1xx (103 Early Hints, 102): a HEADERS frame without END_STREAM before
+ * the final head (RFC 9113 §8.1). Dropped (0) when it cannot be made. */
+static int informational(h2_stream_t *s, tg_exchange_t *ex, const tg_response_t *resp)
+{
+    tg_arena_t *a = tg_exchange_arena(ex);
+    nghttp2_nv *nva = tg_arena_alloc(a, (resp->nheaders + 1) * sizeof *nva);
+    char *st = tg_arena_alloc(a, 4);
+    if (nva == NULL || st == NULL || s->resp_head || resp->status == 101)
+        return 0;
+    snprintf(st, 4, "%d", resp->status);
+    size_t n = 0;
+    nva[n++] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)st, 7, 3, NGHTTP2_NV_FLAG_NONE };
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        tg_str_t name = resp->headers[i].name;
+        if (connection_specific(name) || tg_str_ieq_c(name, "content-length"))
+            continue;
+        if (!make_nv(a, &nva[n++], name, resp->headers[i].value))
+            return 0;
+    }
+    nghttp2_submit_headers(s->h->ng, NGHTTP2_FLAG_NONE, s->id, NULL, nva, n, NULL);
+    h2__pump(s->h);
+    return 0;
+}
+
 static int op_response_head(void *ctx, tg_exchange_t *ex, const tg_response_t *resp)
 {
     h2_stream_t *s = ctx;
-    if (resp->status < 200)
-        return 0; /* informational answers are not relayed over HTTP/2 by this build */
     if (s->closed)
         return -1;
+    if (resp->status < 200)
+        return informational(s, ex, resp);
     tg_arena_t *a = tg_exchange_arena(ex);
     nghttp2_nv *nva = tg_arena_alloc(a, (resp->nheaders + 2) * sizeof *nva);
     char *st = tg_arena_alloc(a, 4), *cl = tg_arena_alloc(a, 24);
@@ -559,7 +610,7 @@ static void op_resume_request(void *ctx)
     h2_stream_t *s = ctx;
     s->paused = false;
     release(s);
-    if (!s->req_eof)
+    if (!s->req_eof && !s->tunnel)
         s->deadline = now_ms(s->h) + h2__limits(s->h)->body_timeout_ms;
     h2__queue(s);
 }

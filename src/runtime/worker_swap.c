@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <unistd.h>
+#include "proxy/h1_server.h"
 #include "runtime/reload.h"
 #include "upstream/h1_client.h"
 #include "util/log.h"
@@ -102,8 +103,10 @@ void tg__worker_apply_swap(tg_worker_t *w)
         tg__reload_worker_switched(w->rt);
         return;
     }
-    if (!w->draining)
+    if (!w->draining) {
         tg__listeners_swap(w, sw->gen->cfg, sw->fds, sw->nfds);
+        tg_h1s_reloaded(w); /* HTTP/2 clients: GOAWAY, reconnect to the new config */
+    }
     /* w->gen is sw->gen now (swap_pools); its reference is the worker's. */
     sw->gen = NULL;
     if (w->gen_live == 0) {
