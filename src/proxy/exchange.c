@@ -74,10 +74,9 @@ static int normalize_path(tg_exchange_t *ex, const tg_request_t *req)
 tg_exchange_t *tg_exchange_start(tg_worker_t *w, const tg_downstream_ops_t *ops, void *ctx,
                                  const tg_downstream_info_t *info, const tg_request_t *req)
 {
-    tg_exchange_t *ex = calloc(1, sizeof *ex);
+    tg_exchange_t *ex = tg__ex_alloc(w);
     if (ex == NULL)
         return NULL;
-    tg_arena_init(&ex->arena, 4096);
     ex->w = w;
     ex->gen = tg_worker_gen_hold(w); /* kept across a reload until the end */
     ex->ops = ops;

@@ -88,6 +88,10 @@ typedef struct tg_hdr_edit {
     bool remove;
 } tg_hdr_edit_t;
 
+/* exchange_pool.c: per-worker recycling of exchanges and their first arena block */
+tg_exchange_t *tg__ex_alloc(tg_worker_t *w);
+void tg__ex_recycle(tg_exchange_t *ex);
+
 /* exchange.c */
 /* Runs the request filters from ex->filter_idx on; then goes upstream. */
 void tg__ex_run_filters(tg_exchange_t *ex);

@@ -137,8 +137,7 @@ void tg__ex_finish(tg_exchange_t *ex, bool ok)
     tg_worker_gen_drop(ex->w, ex->gen);
     const tg_downstream_ops_t *ops = ex->ops;
     void *ctx = ex->ctx;
-    tg_arena_free(&ex->arena);
-    free(ex);
+    tg__ex_recycle(ex);
     if (ops)
         ops->done(ctx, ok);
 }

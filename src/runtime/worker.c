@@ -173,6 +173,7 @@ static void free_worker(tg_worker_t *w)
     free(w->idle);
     free(w->idle_count);
     tg_h2c_pool_free(w);
+    tg_exchange_pool_free(w);
     free(w->hscratch);
     while (w->old_gens) { /* left only when the loop stopped with exchanges on them */
         tg_gen_old_t *o = w->old_gens;

@@ -61,6 +61,8 @@ typedef struct tg_worker {
     size_t gen_live;               /* exchanges running on `gen` */
     struct tg_gen_old *old_gens;   /* older generations with exchanges left */
     uint64_t pool_epoch;           /* bumped when the pool layout is rebuilt */
+    void *ex_free;                 /* recycled exchanges (proxy/exchange_pool.c) */
+    unsigned nex_free;
 } tg_worker_t;
 
 enum { TG_CMD_NONE = 0, TG_CMD_DRAIN, TG_CMD_STOP };
@@ -73,6 +75,8 @@ void tg_worker_command(tg_worker_t *w, int cmd);
 void tg_worker_join(tg_worker_t *w);
 /* Releases a worker whose thread never started (start-up failed). */
 void tg_worker_abandon(tg_worker_t *w);
+/* Frees the worker's recycled exchanges (proxy/exchange_pool.c). */
+void tg_exchange_pool_free(tg_worker_t *w);
 
 /* For connections: the idle list of (upstream u, server s). */
 static inline tg_list_t *tg_worker_idle_list(tg_worker_t *w, size_t u, size_t s)

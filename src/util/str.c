@@ -12,8 +12,6 @@ bool tg_str_ieq(tg_str_t a, tg_str_t b)
     return true;
 }
 
-bool tg_str_ieq_c(tg_str_t a, const char *cstr) { return tg_str_ieq(a, tg_str_c(cstr)); }
-
 bool tg_str_has_prefix(tg_str_t s, tg_str_t prefix)
 {
     return s.len >= prefix.len && memcmp(s.p, prefix.p, prefix.len) == 0;

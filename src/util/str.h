@@ -25,7 +25,8 @@ static inline bool tg_str_eq(tg_str_t a, tg_str_t b)
 
 /* ASCII case-insensitive equality (HTTP field names, hosts, tokens). */
 bool tg_str_ieq(tg_str_t a, tg_str_t b);
-bool tg_str_ieq_c(tg_str_t a, const char *cstr);
+/* Inline so that strlen of a literal folds to a constant. */
+static inline bool tg_str_ieq_c(tg_str_t a, const char *cstr) { return tg_str_ieq(a, tg_str_c(cstr)); }
 bool tg_str_has_prefix(tg_str_t s, tg_str_t prefix);
 /* Trims SP and HTAB on both sides. */
 tg_str_t tg_str_trim_ows(tg_str_t s);
