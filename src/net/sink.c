@@ -1,6 +1,7 @@
 #include "net/sink.h"
 
 #include <string.h>
+#include "http/h1.h"
 #include "net/tls.h"
 
 void tg_sink_init(tg_sink_t *s, uv_stream_t *stream, tg_sink_drain_cb on_drain, void *data)
@@ -23,6 +24,19 @@ void tg_sink_push_copy(tg_sink_t *s, const char *p, size_t n)
     char *dst = s->scratch[s->nscratch++];
     memcpy(dst, p, n);
     tg_sink_push(s, dst, n);
+}
+
+void tg_sink_push_body(tg_sink_t *s, const char *p, size_t n, bool chunked)
+{
+    if (chunked) {
+        char line[24];
+        ssize_t l = tg_h1_write_chunk_size(line, sizeof line, n);
+        tg_sink_push_copy(s, line, (size_t)l);
+        tg_sink_push(s, p, n);
+        tg_sink_push(s, "\r\n", 2);
+    } else {
+        tg_sink_push(s, p, n);
+    }
 }
 
 static int flush_queue(tg_sink_t *s);

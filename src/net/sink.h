@@ -42,6 +42,9 @@ static inline unsigned tg_sink_room(const tg_sink_t *s)
 void tg_sink_push(tg_sink_t *s, const void *p, size_t n);
 /* Queues a copy of a small string (<= TG_SINK_SCRATCH bytes). */
 void tg_sink_push_copy(tg_sink_t *s, const char *p, size_t n);
+/* Queues n > 0 body bytes (borrowed), framed as one HTTP/1.1 chunk
+ * ("<hex>\r\n" data "\r\n") when `chunked`. Needs 3 slots when chunked, else 1. */
+void tg_sink_push_body(tg_sink_t *s, const char *p, size_t n, bool chunked);
 /* Writes the queue. Returns 0 when everything was written now, 1 when a write
  * is pending (on_drain follows), or a negative libuv error (on_drain is then
  * never called for this flush). While a write is pending, new slices may be

@@ -283,6 +283,25 @@ static void resume_source(tg_exchange_t *ex)
         ex->ops->resume_request(ex->ctx);
 }
 
+/* Everything queued upstream so far is written: mark the request sent once its
+ * end went out, answer an Expect: 100-continue, and let the client's body flow
+ * again (last: it may deliver body right away). */
+static void upstream_written(tg_exchange_t *ex)
+{
+    if (ex->req_end_queued && !ex->req_sent) {
+        ex->req_sent = true;
+        tg_upconn_request_sent(ex->uc);
+    }
+    if (ex->expect_continue && !ex->continue_sent && !ex->req_done) {
+        ex->continue_sent = true;
+        ex->ops->send_continue(ex->ctx);
+    }
+    if (ex->req_paused) {
+        ex->req_paused = false;
+        resume_source(ex);
+    }
+}
+
 /* The upstream connection can take the request now. */
 static void upstream_ready(tg_exchange_t *ex)
 {
@@ -310,18 +329,7 @@ static void upstream_ready(tg_exchange_t *ex)
         ex->up_pending = true;
         return;
     }
-    if (ex->req_end_queued) {
-        ex->req_sent = true;
-        tg_upconn_request_sent(ex->uc);
-    }
-    if (ex->expect_continue && !ex->continue_sent && !ex->req_done) {
-        ex->continue_sent = true;
-        ex->ops->send_continue(ex->ctx);
-    }
-    if (ex->req_paused) {
-        ex->req_paused = false;
-        resume_source(ex); /* last: it may deliver body right away */
-    }
+    upstream_written(ex);
 }
 
 static void connect_upstream(tg_exchange_t *ex)
@@ -627,18 +635,7 @@ static void ev_drained(void *ctx)
         if (!upstream_flush(ex))
             return;
     }
-    if (ex->req_end_queued && !ex->req_sent) {
-        ex->req_sent = true;
-        tg_upconn_request_sent(ex->uc);
-    }
-    if (ex->expect_continue && !ex->continue_sent && !ex->req_done) {
-        ex->continue_sent = true;
-        ex->ops->send_continue(ex->ctx);
-    }
-    if (ex->req_paused) {
-        ex->req_paused = false;
-        resume_source(ex);
-    }
+    upstream_written(ex);
 }
 
 static const tg_upstream_events_t up_events = {

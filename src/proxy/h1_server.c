@@ -585,15 +585,7 @@ static size_t op_response_body(void *ctx, const char *p, size_t n)
     /* One slot stays free for the response's end. */
     if (tg_sink_room(&c->out) < (c->resp_chunked ? 4u : 2u))
         return 0;
-    if (c->resp_chunked) {
-        char line[24];
-        ssize_t l = tg_h1_write_chunk_size(line, sizeof line, n);
-        tg_sink_push_copy(&c->out, line, (size_t)l);
-        tg_sink_push(&c->out, p, n);
-        tg_sink_push(&c->out, "\r\n", 2);
-    } else {
-        tg_sink_push(&c->out, p, n);
-    }
+    tg_sink_push_body(&c->out, p, n, c->resp_chunked);
     return n;
 }
 

@@ -464,15 +464,7 @@ static size_t op_body(tg_upconn_t *uc, const char *p, size_t n)
     bool chunked = c->req_chunked && !c->tunnel;
     if (n == 0 || tg_sink_room(&c->out) < (chunked ? 3u : 1u))
         return 0;
-    if (chunked) {
-        char line[24];
-        ssize_t l = tg_h1_write_chunk_size(line, sizeof line, n);
-        tg_sink_push_copy(&c->out, line, (size_t)l);
-        tg_sink_push(&c->out, p, n);
-        tg_sink_push(&c->out, "\r\n", 2);
-    } else {
-        tg_sink_push(&c->out, p, n);
-    }
+    tg_sink_push_body(&c->out, p, n, chunked);
     return n;
 }
 
