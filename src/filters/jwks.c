@@ -107,10 +107,15 @@ static EVP_PKEY *ec_key(json_t *k, const char *group, size_t coord)
     EVP_PKEY *pkey = NULL;
     unsigned char pub[1 + 2 * 66];
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    if (x && y && bld && xl == coord && yl == coord) {
+    /* RFC 7518 §6.2.1.2 wants full-length coordinates, but common producers
+     * (PyJWT before 2.7, others) strip leading zero bytes. The integer is the
+     * same, so shorter coordinates are left-padded; OpenSSL still checks
+     * that the point is on the curve. */
+    if (x && y && bld && xl >= 1 && xl <= coord && yl >= 1 && yl <= coord) {
         pub[0] = 0x04; /* uncompressed point (SEC 1 §2.3.3) */
-        memcpy(pub + 1, x, coord);
-        memcpy(pub + 1 + coord, y, coord);
+        memset(pub + 1, 0, 2 * coord);
+        memcpy(pub + 1 + coord - xl, x, xl);
+        memcpy(pub + 1 + 2 * coord - yl, y, yl);
         if (OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) &&
             OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, 1 + 2 * coord))
             pkey = from_params("EC", bld); /* fromdata checks the point is on the curve */

@@ -507,3 +507,39 @@ def test_effective_config_shows_security_and_redacts_credentials(tollgate, backe
     assert doc['routes'][0]['auth'] == {'any': ['api_key'], 'optional': False,
                                         'api_key': {'header': 'X-API-Key', 'hide': True, 'realm': 'tollgate'}}
     assert b'k1' not in r.body
+
+
+SHORT_COORD_CONFIG = r"""
+server: { listen: ["$listen"] }
+upstreams:
+  u: { servers: ["$b1"] }
+routes:
+  - match: { path: /ec }
+    upstream: u
+    auth: { jwt: { jwks: $jwks, algorithms: [ES256] } }
+"""
+
+
+def test_ec_jwk_with_stripped_leading_zero_coordinate(tollgate, backend, tmp_path):
+    """PyJWT < 2.7 (Debian's) strips leading zero bytes from EC coordinates
+    (RFC 7518 wants full length). The key is the same integer: it must load
+    and verify, and a token signed by another key must still be refused."""
+    for _ in range(4096):  # about 1 key in 128 has a coordinate below 2**248
+        key = ec.generate_private_key(ec.SECP256R1())
+        nums = key.public_key().public_numbers()
+        if nums.x < 1 << 248 or nums.y < 1 << 248:
+            break
+    else:
+        pytest.fail('no EC key with a short coordinate found')
+    jwk = jwk_of(key, 'short', 'ES256')
+    raw = base64.urlsafe_b64decode(jwk['x'] + '==') if nums.x < 1 << 248 else \
+        base64.urlsafe_b64decode(jwk['y'] + '==')
+    assert len(raw) < 32  # the producer really wrote a short coordinate
+    path = tmp_path / 'jwks-short.json'
+    path.write_text(json.dumps({'keys': [jwk]}))
+    g = tollgate(SHORT_COORD_CONFIG, b1=backend.addr, jwks=str(path))
+    ok = http_request(g.port, 'GET', '/ec', headers={'Authorization': 'Bearer ' + token(key, 'ES256', 'short')})
+    assert ok.status == 200, ok
+    other = ec.generate_private_key(ec.SECP256R1())
+    bad = http_request(g.port, 'GET', '/ec', headers={'Authorization': 'Bearer ' + token(other, 'ES256', 'short')})
+    assert bad.status == 401
