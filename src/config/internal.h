@@ -51,6 +51,10 @@ void tg__err(tg__ctx_t *cx, const tg__node_t *at, const char *fmt, ...)
 void tg__err_at(tg__ctx_t *cx, uint32_t line, uint32_t col, const char *path, const char *msg);
 /* Marks the load as failed for lack of memory; always returns NULL. */
 void *tg__oom(tg__ctx_t *cx);
+/* A file path from the config, relative to the config file's folder (what a
+ * user editing the file expects), or the path itself when absolute. Arena
+ * memory; NULL (after tg__oom) when out of memory. */
+const char *tg__resolve_path(tg__ctx_t *cx, const char *p);
 
 /* ---- key paths (schema.c): push returns the length to restore with pop ---- */
 size_t tg__path_key(tg__ctx_t *cx, const char *key);

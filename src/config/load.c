@@ -78,6 +78,15 @@ void *tg__oom(tg__ctx_t *cx)
     return NULL;
 }
 
+const char *tg__resolve_path(tg__ctx_t *cx, const char *p)
+{
+    const char *slash = strrchr(cx->file, '/');
+    if (p[0] == '/' || slash == NULL)
+        return p;
+    char *out = tg_arena_printf(&cx->cfg->arena, "%.*s/%s", (int)(slash - cx->file), cx->file, p);
+    return out ? out : tg__oom(cx);
+}
+
 static void tree_err(void *ud, uint32_t line, uint32_t col, const char *path, const char *msg)
 {
     tg__err_at(ud, line, col, path, msg);

@@ -14,17 +14,6 @@
 
 #define TG__HTPASSWD_MAX_BYTES (4u << 20)
 
-/* A path relative to the configuration file's folder (what a user editing
- * the file expects), or the path itself when absolute. */
-static const char *resolve_path(tg__ctx_t *cx, const char *p)
-{
-    const char *slash = strrchr(cx->file, '/');
-    if (p[0] == '/' || slash == NULL)
-        return p;
-    char *out = tg_arena_printf(&cx->cfg->arena, "%.*s/%s", (int)(slash - cx->file), cx->file, p);
-    return out ? out : tg__oom(cx);
-}
-
 /* A string or list of non-empty strings into a fresh array. */
 static bool str_list(tg__ctx_t *cx, tg__node_t *v, const char ***out, size_t *n)
 {
@@ -205,7 +194,7 @@ static void parse_htpasswd(tg__ctx_t *cx, tg__node_t *v, char *text, size_t len)
 void tg__load_htpasswd(tg__ctx_t *cx, tg__node_t *v, void *obj)
 {
     const char *p;
-    if (!tg__str_nonempty(cx, v, &p) || (p = resolve_path(cx, p)) == NULL)
+    if (!tg__str_nonempty(cx, v, &p) || (p = tg__resolve_path(cx, p)) == NULL)
         return;
     cx->cfg->htpasswd = p;
     FILE *f = fopen(p, "rb");
@@ -300,7 +289,7 @@ static void j_jwks(tg__ctx_t *cx, tg__node_t *v, void *obj)
         j->jwks_is_url = true;
         return;
     }
-    if ((s = resolve_path(cx, s)) == NULL)
+    if ((s = tg__resolve_path(cx, s)) == NULL)
         return;
     char err[256];
     tg_jwks_t *set = tg_jwks_load_file(s, err, sizeof err);
@@ -314,7 +303,7 @@ static void j_jwks(tg__ctx_t *cx, tg__node_t *v, void *obj)
 static void j_jwks_ca(tg__ctx_t *cx, tg__node_t *v, void *obj)
 {
     const char *s;
-    if (!tg__str_nonempty(cx, v, &s) || (s = resolve_path(cx, s)) == NULL)
+    if (!tg__str_nonempty(cx, v, &s) || (s = tg__resolve_path(cx, s)) == NULL)
         return;
     char err[300];
     X509_STORE *st = tg_jwks_ca_load(s, err, sizeof err);
@@ -584,7 +573,7 @@ static void v_json_schema(tg__ctx_t *cx, tg__node_t *v, void *obj)
 {
     const char *p;
     char err[300];
-    if (!tg__str_nonempty(cx, v, &p) || (p = resolve_path(cx, p)) == NULL)
+    if (!tg__str_nonempty(cx, v, &p) || (p = tg__resolve_path(cx, p)) == NULL)
         return;
     tg_jschema_t *s = tg_jschema_load(p, err, sizeof err);
     if (s == NULL)

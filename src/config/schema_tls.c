@@ -19,14 +19,8 @@ static bool readable_file(tg__ctx_t *cx, tg__node_t *v, const char **out)
 {
     if (!tg__str_nonempty(cx, v, out))
         return false;
-    const char *slash = strrchr(cx->file, '/');
-    if ((*out)[0] != '/' && slash != NULL) {
-        *out = tg_arena_printf(&cx->cfg->arena, "%.*s/%s", (int)(slash - cx->file), cx->file, *out);
-        if (*out == NULL) {
-            tg__oom(cx);
-            return false;
-        }
-    }
+    if ((*out = tg__resolve_path(cx, *out)) == NULL)
+        return false;
     FILE *f = fopen(*out, "rb");
     if (f == NULL) {
         tg__err(cx, v, "cannot open \"%s\": %s", *out, strerror(errno));

@@ -11,16 +11,6 @@ typedef struct tls_obj {
     tg__node_t *cert, *key;
 } tls_obj_t;
 
-/* Relative to the configuration file's folder, like every other file path. */
-static const char *resolve_path(tg__ctx_t *cx, const char *p)
-{
-    const char *slash = strrchr(cx->file, '/');
-    if (p[0] == '/' || slash == NULL)
-        return p;
-    char *out = tg_arena_printf(&cx->cfg->arena, "%.*s/%s", (int)(slash - cx->file), cx->file, p);
-    return out ? out : tg__oom(cx);
-}
-
 /* A readable PEM file with at least one object OpenSSL accepts. `what`:
  * "certificate" (a chain or CA bundle) or "key". */
 static const char *pem_file(tg__ctx_t *cx, tg__node_t *v, const char *what)
@@ -28,7 +18,7 @@ static const char *pem_file(tg__ctx_t *cx, tg__node_t *v, const char *what)
     const char *s;
     if (!tg__str_nonempty(cx, v, &s))
         return NULL;
-    const char *path = resolve_path(cx, s);
+    const char *path = tg__resolve_path(cx, s);
     if (path == NULL)
         return NULL;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
