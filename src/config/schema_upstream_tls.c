@@ -108,10 +108,10 @@ void tg__upstream_protocol_finish(tg__ctx_t *cx, tg__node_t *n, tg_upstream_cfg_
                                                 "(use h2c for cleartext HTTP/2)");
         tg__path_pop(cx, mark);
     }
-    if (u->protocol == TG_PROTO_HTTP1 && u->tls.enabled) {
+    if (u->protocol == TG_PROTO_H2C && u->tls.enabled) {
         size_t mark = tg__path_key(cx, "tls");
-        tg__err(cx, tg__map_get(n, "tls"), "TLS to an http1 upstream is not supported by this "
-                                           "build yet (use protocol: h2 or grpc)");
+        tg__err(cx, tg__map_get(n, "tls"), "h2c is cleartext HTTP/2 (use protocol: h2 for "
+                                           "HTTP/2 over TLS)");
         tg__path_pop(cx, mark);
     }
 }

@@ -26,6 +26,8 @@ struct tg_tls_conn {
     uv_timer_t kick;           /* deferred delivery after read_start */
     uv_alloc_cb alloc_cb;
     uv_read_cb read_cb;
+    tg_tls_handshake_cb hs_cb; /* client sessions: told once when the handshake ends */
+    void *hs_arg;
     ssize_t eof;               /* a socket EOF/error not yet delivered (0 = none) */
     unsigned inflight;         /* write requests not completed */
     unsigned in_pump;
@@ -128,8 +130,22 @@ static void user_read(tg_tls_conn_t *t, ssize_t n, uv_buf_t *b)
         t->stream->data = t;
 }
 
+/* Client sessions: the handshake ended (0) or failed (< 0). May detach us. */
+static void handshake_over(tg_tls_conn_t *t, int status)
+{
+    tg_tls_handshake_cb cb = t->hs_cb;
+    t->hs_cb = NULL;
+    if (status < 0)
+        t->failed = true;
+    cb(t->hs_arg, status);
+}
+
 static void deliver_error(tg_tls_conn_t *t, ssize_t err)
 {
+    if (t->hs_cb) {
+        handshake_over(t, (int)err); /* the socket failed mid-handshake */
+        return;
+    }
     if (!t->reading) {
         t->eof = err; /* told when the user reads again */
         return;
@@ -161,8 +177,11 @@ static void pump(tg_tls_conn_t *t)
         (void)send_cipher(t, NULL, NULL); /* our flight, or an alert */
         if (r == 1) {
             t->handshake_done = true;
+            if (t->hs_cb)
+                handshake_over(t, 0);
         } else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-            log_ssl_error("handshake");
+            if (t->hs_cb == NULL) /* a client logs why itself (the error queue is kept) */
+                log_ssl_error("handshake");
             t->failed = true;
             deliver_error(t, UV_EPROTO);
         }
@@ -236,6 +255,16 @@ static void on_kick_closed(uv_handle_t *h)
     maybe_free(t);
 }
 
+/* Takes over stream->data (the user's value is handed back in callbacks). */
+static void attach(tg_tls_conn_t *t, uv_loop_t *loop, uv_stream_t *stream)
+{
+    t->stream = stream;
+    t->user = stream->data;
+    stream->data = t;
+    uv_timer_init(loop, &t->kick);
+    t->kick.data = t;
+}
+
 tg_tls_conn_t *tg_tls_conn_new(const tg_tls_ctx_t *ctx, uv_loop_t *loop, uv_stream_t *stream)
 {
     tg_tls_conn_t *t = calloc(1, sizeof *t);
@@ -257,11 +286,25 @@ tg_tls_conn_t *tg_tls_conn_new(const tg_tls_ctx_t *ctx, uv_loop_t *loop, uv_stre
     SSL_set_accept_state(t->ssl);
     t->ctx = (tg_tls_ctx_t *)ctx;
     tg__tls_ctx_retain(t->ctx);
-    t->stream = stream;
-    t->user = stream->data;
-    stream->data = t;
-    uv_timer_init(loop, &t->kick);
-    t->kick.data = t;
+    attach(t, loop, stream);
+    return t;
+}
+
+tg_tls_conn_t *tg_tls_conn_new_client(SSL *ssl, uv_loop_t *loop, uv_stream_t *stream,
+                                      tg_tls_handshake_cb done, void *arg)
+{
+    tg_tls_conn_t *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    t->ssl = ssl;
+    t->rbio = SSL_get_rbio(ssl);
+    t->wbio = SSL_get_wbio(ssl);
+    t->hs_cb = done;
+    t->hs_arg = arg;
+    attach(t, loop, stream);
+    uv_timer_start(&t->kick, on_kick, 0, 0); /* the client speaks first */
     return t;
 }
 

@@ -14,7 +14,9 @@
  *    into the user's buffers; tg_tls_write() encrypts and writes. The
  *    handshake runs inside, driven by socket reads: nothing ever blocks.
  *
- * Threads: a tg_tls_conn_t belongs to the worker thread of its stream. */
+ * Threads: a tg_tls_conn_t belongs to the worker thread of its stream.
+ * The same session type carries client TLS to upstreams
+ * (tg_tls_conn_new_client, used by upstream/h1_client.c). */
 #ifndef TG_NET_TLS_H
 #define TG_NET_TLS_H
 
@@ -42,6 +44,19 @@ int tg_tls_check_pair(const char *cert, const char *key, char *err, size_t errle
 /* A server-side session for `stream` (which must outlive the tg_tls_conn_t
  * up to tg_tls_conn_free). NULL on OOM. */
 tg_tls_conn_t *tg_tls_conn_new(const tg_tls_ctx_t *ctx, uv_loop_t *loop, uv_stream_t *stream);
+/* A client-side session (upstream TLS) for a connected `stream`. `ssl` is in
+ * connect state with memory BIOs attached (upstream/tls_client.h makes it);
+ * it belongs to the session from now on, also when this fails (NULL: OOM).
+ * The handshake starts from the loop; the caller starts reading at once
+ * (tg_tls_read_start: the read callback sees nothing before the handshake
+ * is over). done(arg, 0) is called once when it completes, or
+ * done(arg, < 0) when it fails (UV_EPROTO: refused or unverified, and
+ * SSL_get_verify_result tells why; a socket error or UV_EOF), never from
+ * inside a call of the caller's. */
+typedef void (*tg_tls_handshake_cb)(void *arg, int status);
+struct ssl_st;
+tg_tls_conn_t *tg_tls_conn_new_client(struct ssl_st *ssl, uv_loop_t *loop, uv_stream_t *stream,
+                                      tg_tls_handshake_cb done, void *arg);
 /* Detaches from the stream and the user: no callback is called after this
  * returns; the memory goes once in-flight writes completed. The caller then
  * closes the stream as usual. */

@@ -4,6 +4,8 @@
 #include <string.h>
 #include "http/h1.h"
 #include "net/sink.h"
+#include "net/tls.h"
+#include "upstream/tls_client.h"
 #include "util/log.h"
 
 enum { C_CONNECTING, C_ACTIVE, C_IDLE, C_CLOSED };
@@ -23,6 +25,12 @@ struct tg_h1c {
     uint64_t connect_timeout_ms;
     tg_list_t node;              /* idle list membership */
     tg_sink_t out;
+    /* tls: (docs/tls.md): the session, through which reads and the sink go;
+     * NULL on plain TCP. ssl is its SSL (ours until the TCP connect hands
+     * it over); ucfg names the upstream for the handshake's log. */
+    tg_tls_conn_t *tls;
+    SSL *ssl;
+    const tg_upstream_cfg_t *ucfg;
     const tg_upstream_events_t *ev;
     void *ctx;                   /* the exchange served; NULL when detached */
     char *rbuf;                  /* from w->bufs while holding bytes */
@@ -42,6 +50,17 @@ struct tg_h1c {
 
 static void process(tg_h1c_t *c);
 static const tg_upconn_ops_t h1c_ops;
+
+static void stop_reading(tg_h1c_t *c)
+{
+    if (!c->reading)
+        return;
+    if (c->tls)
+        tg_tls_read_stop(c->tls);
+    else
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+}
 
 static void on_closed(uv_handle_t *h)
 {
@@ -75,6 +94,12 @@ static void c_close(tg_h1c_t *c)
     }
     free(c->chunked);
     c->chunked = NULL;
+    if (c->tls)
+        tg_tls_conn_free(c->tls); /* hands tcp.data back before the close */
+    else
+        SSL_free(c->ssl);         /* never handed over (NULL on plain TCP) */
+    c->tls = NULL;
+    c->ssl = NULL;
     c->closing = 2;
     uv_close((uv_handle_t *)&c->timer, on_closed);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
@@ -280,10 +305,7 @@ static void process(tg_h1c_t *c)
         return;
     if (c->paused) {
         uv_timer_stop(&c->timer); /* a slow client is not a slow server */
-        if (c->reading) {
-            uv_read_stop((uv_stream_t *)&c->tcp);
-            c->reading = false;
-        }
+        stop_reading(c);
         return;
     }
     if (c->rpos == c->rlen)
@@ -294,8 +316,11 @@ static void process(tg_h1c_t *c)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     tg_h1c_t *c = s->data;
-    if (nread == 0)
+    if (nread == 0) {
+        if (c->state == C_IDLE)
+            release_rbuf(c); /* TLS: a session ticket, no bytes for us */
         return;
+    }
     if (c->state == C_IDLE) {
         /* The server closed (or spoke out of turn) while pooled: never reuse. */
         c_close(c);
@@ -307,10 +332,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         /* Bytes or a close after a complete response, before the exchange
          * released us: the response stands; the connection is not reused. */
         c->keep_alive = false;
-        if (c->reading) {
-            uv_read_stop((uv_stream_t *)&c->tcp);
-            c->reading = false;
-        }
+        stop_reading(c);
         return;
     }
     if (nread < 0) {
@@ -330,7 +352,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void start_reading(tg_h1c_t *c)
 {
-    if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+    if (!c->reading && (c->tls ? tg_tls_read_start(c->tls, on_alloc, on_read)
+                               : uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) == 0)
         c->reading = true;
 }
 
@@ -346,18 +369,55 @@ static void on_drain(tg_sink_t *s, int status)
     c->ev->drained(c->ctx);
 }
 
+/* TLS: the handshake that followed the TCP connect is over. The connect
+ * timer bounded it (a timeout fails as a connect timeout would: 504). */
+static void on_handshake(void *arg, int status)
+{
+    tg_h1c_t *c = arg;
+    if (c->state != C_CONNECTING)
+        return;
+    if (status < 0) {
+        if (status == UV_EPROTO)
+            tg_tlsc_log_failure(c->ssl, c->ucfg, c->srv);
+        fail(c, status == UV_EOF ? UV_ECONNRESET : status);
+        return;
+    }
+    uv_timer_stop(&c->timer);
+    c->state = C_ACTIVE;
+    tg_sink_use_tls(&c->out, c->tls);
+    c->ev->connected(c->ctx, 0);
+}
+
+static void tls_start(tg_h1c_t *c)
+{
+    c->tls = tg_tls_conn_new_client(c->ssl, &c->w->loop, (uv_stream_t *)&c->tcp, on_handshake, c);
+    if (c->tls == NULL) {
+        c->ssl = NULL; /* freed by the failed constructor */
+        fail(c, UV_ENOMEM);
+        return;
+    }
+    start_reading(c); /* the handshake reads; plaintext waits for on_handshake */
+    if (!c->reading)
+        fail(c, UV_EIO);
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     tg_h1c_t *c = req->data;
     if (c->state == C_CLOSED)
         return; /* aborted while connecting */
-    uv_timer_stop(&c->timer);
+    if (c->ssl == NULL)
+        uv_timer_stop(&c->timer); /* with TLS it bounds the handshake too */
     if (status < 0) {
         fail(c, status);
         return;
     }
-    c->state = C_ACTIVE;
     uv_tcp_nodelay(&c->tcp, 1);
+    if (c->ssl) {
+        tls_start(c);
+        return;
+    }
+    c->state = C_ACTIVE;
     start_reading(c);
     c->ev->connected(c->ctx, 0);
 }
@@ -418,6 +478,12 @@ tg_upconn_t *tg_h1c_acquire(tg_worker_t *w, size_t upstream_index, tg_upstream_t
         *err = UV_ENOMEM;
         return NULL;
     }
+    if (u->cfg->tls.enabled && (c->ssl = tg_tlsc_ssl_new(u, s)) == NULL) {
+        c_close(c);
+        *err = UV_EPROTO; /* no TLS context (setup failed: logged) or OOM */
+        return NULL;
+    }
+    c->ucfg = u->cfg;
     c->epoch = current ? w->pool_epoch : 0;
     c->ev = ev;
     c->ctx = ctx;

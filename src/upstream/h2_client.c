@@ -3,11 +3,10 @@
  * the protocol callbacks live in h2_client_stream.c. */
 #include "upstream/h2_client_int.h"
 
-#include <arpa/inet.h>
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
+#include "upstream/tls_client.h"
 #include "util/log.h"
 
 static void conn_close(tg_h2uconn_t *c);
@@ -48,12 +47,8 @@ static tg_h2pool_t *pool_get(tg_worker_t *w)
         return NULL;
     p->gen = w->gen;
     p->nslots = total_slots(w);
-    p->nups = w->gen->ups.n;
     p->conns = calloc(p->nslots + 1, sizeof *p->conns);
-    p->ssl = calloc(p->nups + 1, sizeof *p->ssl);
-    if (p->conns == NULL || p->ssl == NULL) {
-        free(p->conns);
-        free(p->ssl);
+    if (p->conns == NULL) {
         free(p);
         return NULL;
     }
@@ -68,9 +63,6 @@ void tg_h2c_pool_free(tg_worker_t *w)
     tg_h2pool_t *p = w->h2pool;
     if (p == NULL)
         return;
-    for (size_t i = 0; i < p->nups; i++)
-        SSL_CTX_free(p->ssl[i]);
-    free(p->ssl);
     free(p->conns);
     free(p);
     w->h2pool = NULL;
@@ -97,71 +89,6 @@ void tg_h2c_close_idle(tg_worker_t *w)
     }
 }
 
-/* ---- TLS ---- */
-
-static SSL_CTX *ssl_ctx_new(const tg_upstream_cfg_t *u)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == NULL)
-        return NULL;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    static const unsigned char alpn[] = { 2, 'h', '2' };
-    bool ok = SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn) == 0;
-    if (u->tls.verify) {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-        ok = ok && (u->tls.ca ? SSL_CTX_load_verify_locations(ctx, u->tls.ca, NULL) == 1
-                              : SSL_CTX_set_default_verify_paths(ctx) == 1);
-    }
-    if (ok && u->tls.cert)
-        ok = SSL_CTX_use_certificate_chain_file(ctx, u->tls.cert) == 1 &&
-             SSL_CTX_use_PrivateKey_file(ctx, u->tls.key, SSL_FILETYPE_PEM) == 1 &&
-             SSL_CTX_check_private_key(ctx) == 1;
-    if (!ok) {
-        unsigned long e = ERR_get_error();
-        tg_log_error("upstream %s: TLS setup failed: %s", u->name, e ? ERR_reason_error_string(e) : "?");
-        ERR_clear_error();
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-static bool is_ip(const char *h)
-{
-    unsigned char b[16];
-    return inet_pton(AF_INET, h, b) == 1 || inet_pton(AF_INET6, h, b) == 1;
-}
-
-static SSL *ssl_new(tg_h2pool_t *p, const tg_upstream_cfg_t *u, const tg_upstream_server_t *s)
-{
-    if (p->ssl[u->index] == NULL && (p->ssl[u->index] = ssl_ctx_new(u)) == NULL)
-        return NULL;
-    SSL *ssl = SSL_new(p->ssl[u->index]);
-    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
-    if (ssl == NULL || rb == NULL || wb == NULL) {
-        SSL_free(ssl);
-        BIO_free(rb);
-        BIO_free(wb);
-        return NULL;
-    }
-    SSL_set_bio(ssl, rb, wb);
-    SSL_set_connect_state(ssl);
-    const char *name = u->tls.sni ? u->tls.sni : s->cfg->host;
-    bool ip = is_ip(name);
-    if (!ip)
-        SSL_set_tlsext_host_name(ssl, name);
-    if (u->tls.verify) {
-        /* The certificate must name the server: its DNS name or IP address. */
-        X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
-        if (ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1 : SSL_set1_host(ssl, name) != 1) {
-            SSL_free(ssl);
-            return NULL;
-        }
-    }
-    return ssl;
-}
-
 /* ---- output ---- */
 
 static int buf_append(tg_h2buf_t *b, const void *p, size_t n)
@@ -181,17 +108,10 @@ static int buf_append(tg_h2buf_t *b, const void *p, size_t n)
     return 0;
 }
 
+static int put_qbuf(void *arg, const void *p, size_t n) { return buf_append(arg, p, n); }
+
 /* Moves TLS records from the write BIO to the output queue. */
-static int drain_wbio(tg_h2uconn_t *c)
-{
-    BIO *wb = SSL_get_wbio(c->ssl);
-    char tmp[16384];
-    int n;
-    while ((n = BIO_read(wb, tmp, sizeof tmp)) > 0)
-        if (buf_append(&c->qbuf, tmp, (size_t)n) < 0)
-            return -1;
-    return 0;
-}
+static int drain_wbio(tg_h2uconn_t *c) { return tg_tlsc_drain(c->ssl, put_qbuf, &c->qbuf); }
 
 static void start_write(tg_h2uconn_t *c);
 
@@ -244,7 +164,7 @@ void tg__h2c_send(tg_h2uconn_t *c)
         }
         if (n == 0)
             break;
-        int r = c->ssl ? (SSL_write(c->ssl, data, (int)n) == (int)n ? drain_wbio(c) : -1)
+        int r = c->ssl ? (tg_tlsc_write(c->ssl, data, (size_t)n) == 0 ? drain_wbio(c) : -1)
                        : buf_append(&c->qbuf, data, (size_t)n);
         if (r < 0) {
             tg__h2c_fail_later(c, UV_ENOMEM);
@@ -379,7 +299,7 @@ static void session_start(tg_h2uconn_t *c)
 
 static void handshake(tg_h2uconn_t *c)
 {
-    int r = SSL_do_handshake(c->ssl);
+    int r = tg_tlsc_handshake(c->ssl, c->ucfg, c->srv);
     if (drain_wbio(c) < 0) {
         fail_now(c, UV_ENOMEM);
         return;
@@ -397,13 +317,8 @@ static void handshake(tg_h2uconn_t *c)
         session_start(c);
         return;
     }
-    int e = SSL_get_error(c->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-        return;
-    long v = SSL_get_verify_result(c->ssl);
-    tg_log_warn("upstream %s: TLS handshake with %s failed: %s", c->ucfg->name, c->srv->cfg->address,
-                v != X509_V_OK ? X509_verify_cert_error_string(v) : "protocol error");
-    fail_now(c, UV_EPROTO);
+    if (r < 0)
+        fail_now(c, UV_EPROTO); /* logged */
 }
 
 static int feed(tg_h2uconn_t *c, const char *p, size_t n)
@@ -416,16 +331,13 @@ static int feed(tg_h2uconn_t *c, const char *p, size_t n)
 static int feed_tls(tg_h2uconn_t *c, char *buf, size_t cap)
 {
     for (;;) {
-        int n = SSL_read(c->ssl, buf, (int)cap);
+        long n = tg_tlsc_read(c->ssl, buf, cap);
         if (n > 0) {
             if (feed(c, buf, (size_t)n) < 0)
                 return -1;
             continue;
         }
-        int e = SSL_get_error(c->ssl, n);
-        if (e == SSL_ERROR_WANT_READ)
-            return 0;
-        return e == SSL_ERROR_ZERO_RETURN ? 1 : -1;
+        return n == 0 ? 0 : n == TG_TLSC_CLOSED ? 1 : -1;
     }
 }
 
@@ -493,7 +405,7 @@ static tg_h2uconn_t *conn_new(tg_worker_t *w, tg_h2pool_t *p, size_t slot, tg_up
         *err = UV_ENOMEM;
         return NULL;
     }
-    if (u->cfg->tls.enabled && (c->ssl = ssl_new(p, u->cfg, s)) == NULL) {
+    if (u->cfg->tls.enabled && (c->ssl = tg_tlsc_ssl_new(u, s)) == NULL) {
         free(c);
         *err = UV_EPROTO;
         return NULL;

@@ -39,13 +39,12 @@ typedef struct tg_h2buf {
     size_t len, cap;
 } tg_h2buf_t;
 
-/* Per worker: connections by (upstream, server) slot, TLS contexts by upstream. */
+/* Per worker: connections by (upstream, server) slot. (TLS contexts belong
+ * to the generation: tg_upstream_t.tls_ctx.) */
 typedef struct tg_h2pool {
     const tg_gen_t *gen;        /* the slot layout is this generation's */
     tg_list_t *conns;           /* nslots lists of tg_h2uconn_t */
     size_t nslots;
-    SSL_CTX **ssl;              /* per upstream index, created on first use */
-    size_t nups;
 } tg_h2pool_t;
 
 typedef struct tg_h2uconn {

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "net/tls.h"
+#include "upstream/tls_client.h"
 #include "util/log.h"
 
 #define REQ_MAX 1024     /* the check's request head */
@@ -17,6 +19,7 @@ typedef struct checker {
     uv_tcp_t tcp;             /* one connection per check (Connection: close) */
     uv_connect_t creq;
     uv_write_t wreq;
+    tg_tls_conn_t *tls;       /* a tls: upstream: the check goes over TLS */
     char req[REQ_MAX];
     size_t reqlen;
     char resp[STATUS_MAX];
@@ -49,6 +52,14 @@ static void close_handle(checker_t *c, uv_handle_t *hd)
 {
     if (!uv_is_closing(hd))
         uv_close(hd, on_handle_closed);
+}
+
+/* The check's connection (TLS session first: it hands tcp.data back). */
+static void close_conn(checker_t *c)
+{
+    tg_tls_conn_free(c->tls);
+    c->tls = NULL;
+    close_handle(c, (uv_handle_t *)&c->tcp);
 }
 
 static bool status_expected(const tg_health_check_cfg_t *hc, int status)
@@ -96,7 +107,7 @@ static void finish(checker_t *c, bool ok, const char *why)
     uv_timer_stop(&c->deadline);
     if (!c->h->stopped)
         record(c, ok, why);
-    close_handle(c, (uv_handle_t *)&c->tcp);
+    close_conn(c);
 }
 
 static void on_alloc(uv_handle_t *hd, size_t hint, uv_buf_t *buf)
@@ -145,6 +156,26 @@ static void on_written(uv_write_t *w, int status)
         finish(c, false, uv_strerror(status));
 }
 
+/* tls: the handshake is over: send the request through the session. */
+static void on_handshake(void *arg, int status)
+{
+    checker_t *c = arg;
+    if (c->done)
+        return;
+    uv_buf_t b = uv_buf_init(c->req, (unsigned)c->reqlen);
+    if (status < 0 || (status = tg_tls_write(c->tls, &b, 1, NULL, NULL)) < 0)
+        finish(c, false, status == UV_EPROTO ? "TLS handshake failed" : uv_strerror(status));
+}
+
+static void tls_start(checker_t *c)
+{
+    SSL *ssl = tg_tlsc_ssl_new(c->u, c->s);
+    c->tls = ssl ? tg_tls_conn_new_client(ssl, c->tcp.loop, (uv_stream_t *)&c->tcp, on_handshake, c) : NULL;
+    int r = c->tls ? tg_tls_read_start(c->tls, on_alloc, on_read) : UV_ENOMEM;
+    if (r < 0)
+        finish(c, false, c->tls ? uv_strerror(r) : "no TLS session");
+}
+
 static void on_connect(uv_connect_t *cr, int status)
 {
     checker_t *c = cr->data;
@@ -152,6 +183,10 @@ static void on_connect(uv_connect_t *cr, int status)
         return; /* timed out or stopped: the handle is closing */
     if (status < 0) {
         finish(c, false, uv_strerror(status));
+        return;
+    }
+    if (c->u->cfg->tls.enabled) {
+        tls_start(c);
         return;
     }
     uv_buf_t b = uv_buf_init(c->req, (unsigned)c->reqlen);
@@ -267,6 +302,6 @@ void tg_health_stop(tg_health_t *h)
         close_handle(c, (uv_handle_t *)&c->tick);
         close_handle(c, (uv_handle_t *)&c->deadline);
         if (c->in_flight)
-            close_handle(c, (uv_handle_t *)&c->tcp);
+            close_conn(c);
     }
 }

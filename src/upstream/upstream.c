@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include "upstream/balancer.h"
+#include "upstream/tls_client.h"
 #include "util/log.h"
 
 static unsigned resolve(const tg_server_addr_cfg_t *cfg, struct sockaddr_storage *addrs,
@@ -96,6 +97,8 @@ int tg_upstreams_init(tg_upstreams_t *ups, const tg_config_t *cfg)
             unsigned n = resolve(s->cfg, addrs, lens, TG_MAX_SERVER_ADDRS);
             publish(s, addrs, lens, n);
         }
+        if (u->cfg->tls.enabled)
+            u->tls_ctx = tg_tlsc_ctx_for(u->cfg); /* reads CA/cert files: off the loops */
         if (u->cfg->balance == TG_BALANCE_HASH && (compile_hash_key(u) < 0 || tg_hash_ring_build(u) < 0)) {
             tg_upstreams_free(ups);
             return -1;
@@ -111,6 +114,7 @@ void tg_upstreams_free(tg_upstreams_t *ups)
     for (size_t i = 0; i < ups->n; i++) {
         free(ups->v[i].servers);
         free(ups->v[i].ring);
+        SSL_CTX_free(ups->v[i].tls_ctx);
     }
     free(ups->v);
     ups->v = NULL;

@@ -65,6 +65,10 @@ typedef struct tg_upstream {
     size_t hash_name_len;
     tg_ring_point_t *ring;           /* balance: hash: sorted points (malloc'd) */
     size_t nring;
+    /* tls: the SSL_CTX (OpenSSL's SSL_CTX; upstream/tls_client.h) every
+     * worker's connections to these servers start from; NULL without tls:,
+     * or when its setup failed (logged; connections then fail: 502). */
+    struct ssl_ctx_st *tls_ctx;
     /* Written by every worker: on their own cache line, away from the
      * read-mostly fields above. active and pending are kept only when the
      * circuit breaker limits them (max_connections, max_pending). */

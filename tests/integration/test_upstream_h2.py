@@ -267,7 +267,7 @@ def test_h2_tls_refuses_bad_peers(tollgate, h2_backends, tmp_path):
 
 @pytest.mark.parametrize('yaml_up,yaml_route,msg', [
     ('    protocol: h2', '', 'needs tls'),
-    ('    protocol: http1\n    tls: { verify: true }', '', 'not supported by this build yet'),
+    ('    protocol: h2c\n    tls: { verify: true }', '', 'h2c is cleartext HTTP/2'),
     ('    protocol: h2c', '    websocket: true', 'WebSocket is tunnelled to HTTP/1.1 upstreams'),
     ('    protocol: h2c', '    grpc_web: true', 'needs an upstream with protocol: grpc'),
     ('    protocol: grpc\n    tls: { ca: missing.pem }', '', 'cannot load ca'),

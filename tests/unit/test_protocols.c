@@ -77,9 +77,9 @@ START_TEST(cross_checks)
     expect_err("upstreams:\n  b:\n    servers: [\"b:443\"]\n    protocol: h2\nroutes:\n  - { upstream: b }\n",
                "p.yaml:4:15: upstreams.b.protocol: h2 is HTTP/2 over TLS and needs tls: "
                "(use h2c for cleartext HTTP/2)");
-    expect_err("upstreams:\n  b:\n    servers: [\"b:443\"]\n    tls: { verify: true }\nroutes:\n  - { upstream: b }\n",
-               "p.yaml:4:10: upstreams.b.tls: TLS to an http1 upstream is not supported by this "
-               "build yet (use protocol: h2 or grpc)");
+    expect_err("upstreams:\n  b:\n    servers: [\"b:443\"]\n    protocol: h2c\n    tls: { verify: true }\n"
+               "routes:\n  - { upstream: b }\n",
+               "p.yaml:5:10: upstreams.b.tls: h2c is cleartext HTTP/2 (use protocol: h2 for HTTP/2 over TLS)");
     expect_err("upstreams:\n  b: { servers: [\"b:80\"], protocol: h2c }\nroutes:\n  - upstream: b\n    websocket: true\n",
                "p.yaml:5:16: routes[0].websocket: WebSocket is tunnelled to HTTP/1.1 upstreams only; "
                "upstream \"b\" speaks another protocol");
