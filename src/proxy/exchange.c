@@ -246,6 +246,8 @@ static void upstream_failed(tg_exchange_t *ex, int err, bool got_bytes)
         tg__ex_count_try(ex, 0, err);
     drop_server(ex, !stale_pooled);
     if (ex->resp_head_sent) {
+        if (err == UV_ETIMEDOUT && tg__ex_grpc_timed_out(ex))
+            return; /* gRPC: ended with grpc-status 4 in trailers */
         tg__ex_finish(ex, false); /* a half-sent response can only be cut */
         return;
     }
@@ -310,7 +312,7 @@ static void upstream_ready(tg_exchange_t *ex)
     ex->t_up = uv_hrtime();
     ex->upreq.head_request = ex->head_req;
     ex->upreq.response_timeout_ms = ex->response_timeout_ms;
-    ex->upreq.deadline_ms = tg__ex_is_grpc_route(ex) ? tg__ex_grpc_deadline_ms(ex) : 0;
+    ex->upreq.deadline_ms = tg__ex_grpc_deadline_left(ex);
     ex->upreq.arena = &ex->arena;
     if (tg_upconn_begin(ex->uc, &ex->upreq) < 0) {
         tg_upconn_abort(ex->uc);
@@ -366,19 +368,25 @@ static void connect_upstream(tg_exchange_t *ex)
 
 /* ---- request body, downstream → upstream ---- */
 
-static bool upstream_flush(tg_exchange_t *ex)
+/* Flushes the request bytes queued on the upstream connection: FLUSH_DONE,
+ * FLUSH_PENDING (a write is in flight; ev_drained follows) or FLUSH_FAILED —
+ * then the exchange has answered, retried or been recycled, and the caller
+ * must not touch it again. */
+enum { FLUSH_FAILED = -1, FLUSH_PENDING = 0, FLUSH_DONE = 1 };
+
+static int upstream_flush(tg_exchange_t *ex)
 {
     int r = tg_upconn_flush(ex->uc);
     if (r == 1) {
         ex->up_pending = true;
-        return false;
+        return FLUSH_PENDING;
     }
     if (r < 0) {
         tg_upconn_abort(ex->uc);
         upstream_failed(ex, r, false);
-        return false;
+        return FLUSH_FAILED;
     }
-    return true;
+    return FLUSH_DONE;
 }
 
 size_t tg_exchange_request_body(tg_exchange_t *ex, const char *p, size_t n)
@@ -406,8 +414,10 @@ size_t tg_exchange_request_body(tg_exchange_t *ex, const char *p, size_t n)
     }
     size_t taken = tg_upconn_body(ex->uc, p, n);
     if (taken == 0 && n > 0) {
-        if (!upstream_flush(ex)) {
-            ex->req_paused = true;
+        int f = upstream_flush(ex);
+        if (f != FLUSH_DONE) {
+            if (f == FLUSH_PENDING)
+                ex->req_paused = true;
             return 0;
         }
         taken = tg_upconn_body(ex->uc, p, n);
@@ -454,10 +464,12 @@ void tg_exchange_request_end(tg_exchange_t *ex, const tg_header_t *trailers, siz
         return;
     }
     keep_trailers(ex, trailers, n);
+    if (tg__ex_grpc_web_request_end(ex))
+        return; /* gRPC-Web: the body ended mid-group or mid-frame (answered) */
     if (!ex->uc_ready)
         return; /* queued by upstream_ready */
     queue_request_end(ex);
-    if (!ex->req_end_queued && upstream_flush(ex))
+    if (!ex->req_end_queued && upstream_flush(ex) == FLUSH_DONE)
         queue_request_end(ex);
 }
 
@@ -465,8 +477,8 @@ int tg_exchange_request_flush(tg_exchange_t *ex)
 {
     if (ex->uc == NULL || !ex->uc_ready)
         return 0;
-    if (!ex->up_pending && !upstream_flush(ex) && !ex->up_pending)
-        return 0; /* failed: the exchange answered or retried */
+    if (!ex->up_pending && upstream_flush(ex) == FLUSH_FAILED)
+        return 0; /* the exchange answered, retried or is gone */
     if (ex->up_pending) {
         ex->req_paused = true; /* resume_request follows the drain */
         return 1;
@@ -632,7 +644,7 @@ static void ev_drained(void *ctx)
     ex->up_pending = false;
     if (ex->req_done && !ex->req_end_queued) {
         queue_request_end(ex);
-        if (!upstream_flush(ex))
+        if (upstream_flush(ex) != FLUSH_DONE)
             return;
     }
     upstream_written(ex);

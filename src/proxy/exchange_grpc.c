@@ -1,6 +1,8 @@
 /* gRPC in the exchange: errors the gateway makes on gRPC routes become gRPC
- * errors (HTTP 200 + grpc-status, "trailers-only"), and grpc-timeout becomes
- * the upstream deadline. gRPC-Web framing lives in exchange_grpc_web.c. */
+ * errors (HTTP 200 + grpc-status, "trailers-only"), grpc-timeout becomes
+ * the upstream deadline, and a timeout after the answer's head ends the
+ * answer with grpc-status 4 in its trailers instead of a reset.
+ * gRPC-Web framing lives in exchange_grpc_web.c. */
 #include "proxy/exchange_int.h"
 
 #include <stdio.h>
@@ -129,4 +131,63 @@ uint64_t tg__ex_grpc_deadline_ms(const tg_exchange_t *ex)
     default: return 0;
     }
     return ms ? ms : 1;
+}
+
+uint64_t tg__ex_grpc_deadline_left(tg_exchange_t *ex)
+{
+    if (!tg__ex_is_grpc_route(ex))
+        return 0;
+    uint64_t now = uv_now(&ex->w->loop);
+    if (ex->grpc_deadline_at == 0) {
+        uint64_t ms = tg__ex_grpc_deadline_ms(ex);
+        if (ms == 0)
+            return 0;
+        ex->grpc_deadline_at = now + ms;
+    }
+    /* A retry gets what is left; one already late fails at once (1 ms). */
+    return ex->grpc_deadline_at > now ? ex->grpc_deadline_at - now : 1;
+}
+
+bool tg__ex_grpc_end_status(tg_exchange_t *ex, int code, const char *msg)
+{
+    /* Trailers reach an HTTP/2 client, or a gRPC-Web one in the body; an
+     * HTTP/1.1 native gRPC client may not read them: cut instead. Pending
+     * body slices may point into the upstream stream's buffer, which goes
+     * with it: cut too. A Content-Length answer cannot end early. */
+    if (!tg__ex_is_grpc_route(ex) || ex->ops == NULL || !ex->resp_head_sent || ex->resp_done ||
+        ex->down_pending || ex->head_req || (ex->req.version_major != 2 && ex->gw == NULL) ||
+        tg_headers_find(ex->resp_h, ex->resp_n, "content-length") != NULL)
+        return false;
+    tg_header_t *t = tg_arena_alloc(&ex->arena, 2 * sizeof *t);
+    char *c = tg_arena_printf(&ex->arena, "%d", code);
+    if (t == NULL || c == NULL)
+        return false;
+    if (ex->uc) { /* RST_STREAM CANCEL: nobody reads the rest */
+        tg_upconn_abort(ex->uc);
+        ex->uc = NULL;
+        tg__ex_server_release(ex);
+    }
+    /* grpc-message is percent-encoded: msg is printable ASCII without '%'. */
+    t[0] = (tg_header_t){ TG_STR_LIT("grpc-status"), tg_str_c(c) };
+    t[1] = (tg_header_t){ TG_STR_LIT("grpc-message"), tg_str_c(msg) };
+    const tg_header_t *tr = t;
+    size_t nt = 2;
+    ex->resp_done = true;
+    tg__ex_grpc_web_end(ex, &tr, &nt); /* gRPC-Web: the trailer frame */
+    ex->ops->response_end(ex->ctx, ex, tr, nt);
+    int r = ex->ops->flush(ex->ctx);
+    if (r == 1) {
+        ex->down_pending = true; /* tg_exchange_downstream_drained finishes */
+        return true;
+    }
+    if (r == 0) /* on failure the codec aborts us from its own stack */
+        tg__ex_finish(ex, !ex->close_after);
+    return true;
+}
+
+bool tg__ex_grpc_timed_out(tg_exchange_t *ex)
+{
+    bool deadline = ex->grpc_deadline_at && uv_now(&ex->w->loop) >= ex->grpc_deadline_at;
+    return tg__ex_grpc_end_status(ex, GRPC_DEADLINE_EXCEEDED,
+                                  deadline ? "deadline exceeded" : "upstream_timeout");
 }

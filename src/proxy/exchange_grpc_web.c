@@ -3,7 +3,11 @@
  * Requests with Content-Type application/grpc-web[+proto] ("binary") or
  * application/grpc-web-text[+proto] ("text", base64) go upstream as
  * application/grpc[+proto]; message framing is the same, so binary bodies
- * pass through and text bodies are decoded as they stream. The answer gets
+ * pass through and text bodies are decoded as they stream (the pure codec
+ * is http/grpc_web_codec.c: whitespace between base64 characters skipped,
+ * padding allowed at every group). Both check the request's framing: a bad
+ * base64 group, a frame flag other than 0/1, or a body that ends inside a
+ * group or a frame is answered 3 INVALID_ARGUMENT. The answer gets
  * the client's content type back, and its trailers become the gRPC-Web
  * trailer frame (flag 0x80, "name: value\r\n" lines) at the end of the body
  * (base64 like the rest in text mode). Other requests on the route are
@@ -12,6 +16,7 @@
  * Buffers: text mode holds two decode buffers and one encode buffer of
  * TG_GW_BUF bytes, from the exchange arena, allocated on first use. */
 #include "proxy/exchange_int.h"
+#include "http/grpc_web_codec.h"
 
 #include <string.h>
 
@@ -25,44 +30,13 @@ typedef struct tg_gw {
     tg_str_t ctype;             /* the client's content type, echoed in the answer */
     char *dec[2];               /* decoded request slices, alternating */
     unsigned cur;
-    char in_rem[4];             /* request base64 not yet a whole quad */
-    size_t nin_rem;
+    tg_gwc_dec_t in;            /* request base64 not yet a whole group */
+    tg_gwc_frames_t frames;     /* request framing, as far as taken upstream */
     bool inner;                 /* tg_exchange_request_body called from here */
     char *enc;                  /* encoded answer bytes (text mode) */
-    unsigned char out_rem[2];   /* answer bytes not yet a whole base64 group */
-    size_t nout_rem;
+    tg_gwc_enc_t out;           /* answer bytes not yet a whole base64 group */
+    bool failed;                /* the request body was rejected (answered) */
 } tg_gw_t;
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int b64val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : c == '=' ? 64 : -1;
-}
-
-/* One quad → up to 3 bytes ('=' padding allowed: gRPC-Web text may pad each
- * message). Returns the byte count or -1. */
-static int decode_quad(const char *q, char *out)
-{
-    int v[4];
-    for (int i = 0; i < 4; i++)
-        if ((v[i] = b64val(q[i])) < 0 || (i < 2 && v[i] == 64))
-            return -1;
-    out[0] = (char)(v[0] << 2 | v[1] >> 4);
-    if (v[2] == 64)
-        return v[3] == 64 ? 1 : -1;
-    out[1] = (char)((v[1] & 15) << 4 | v[2] >> 2);
-    if (v[3] == 64)
-        return 2;
-    out[2] = (char)((v[2] & 3) << 6 | v[3]);
-    return 3;
-}
 
 static tg_gw_t *gw(tg_exchange_t *ex) { return ex->gw; }
 
@@ -95,44 +69,104 @@ int tg__ex_grpc_web_setup(tg_exchange_t *ex)
     return tg_ex_req_header_set(ex, "Content-Type", tg_str_c(up));
 }
 
-/* ---- request: base64 text → bytes ---- */
+/* ---- request: base64 text → bytes; framing checked ---- */
+
+/* The body is not gRPC-Web: 3 INVALID_ARGUMENT, our mapping of 400 and what
+ * grpc-web's reference proxy answers to bad base64 (Envoy's filter answers
+ * 400, which its gRPC mapping turns into 13 INTERNAL). Before the answer
+ * began, a gateway-made gRPC error; after it, the answer ends with that
+ * status in its trailers (or is cut). ex may be gone on return. */
+static void reject(tg_exchange_t *ex, tg_gw_t *g, const char *word)
+{
+    g->failed = true;
+    ex->close_after = true; /* the rest of the body is not worth reading */
+    if (ex->uc) { /* RST_STREAM CANCEL: the upstream must not answer too */
+        tg_upconn_abort(ex->uc);
+        ex->uc = NULL;
+        ex->uc_ready = false;
+        tg__ex_server_release(ex);
+    }
+    if (!ex->resp_head_sent)
+        tg__ex_respond_error(ex, 400, word);
+    else if (!tg__ex_grpc_end_status(ex, 3 /* INVALID_ARGUMENT */, word))
+        tg__ex_finish(ex, false);
+}
+
+/* Hands p[0..n) to the ordinary body path. The nested call clears g->inner
+ * itself: when it returns 0 the exchange may have ended (an error answered,
+ * the upstream failed) and must not be touched; > 0 means it lives on. */
+static size_t forward(tg_exchange_t *ex, tg_gw_t *g, const char *p, size_t n)
+{
+    g->inner = true;
+    return tg_exchange_request_body(ex, p, n);
+}
+
+static size_t request_text(tg_exchange_t *ex, tg_gw_t *g, const char *p, size_t n)
+{
+    /* At most TG_GW_IN_MAX characters: their bytes always fit one buffer. */
+    size_t take = n < TG_GW_IN_MAX ? n : TG_GW_IN_MAX, used = 0;
+    unsigned char *out = (unsigned char *)g->dec[g->cur];
+    tg_gwc_dec_t in = g->in; /* committed once the bytes are taken */
+    long o = tg_gwc_decode(&in, p, take, &used, out, TG_GW_BUF);
+    if (o < 0) {
+        reject(ex, g, "bad_grpc_web_text");
+        return 0;
+    }
+    tg_gwc_frames_t fr = g->frames;
+    if (tg_gwc_frames_feed(&fr, out, (size_t)o) < 0) {
+        reject(ex, g, "bad_grpc_web_frame");
+        return 0;
+    }
+    if (o > 0 && forward(ex, g, (const char *)out, (size_t)o) < (size_t)o)
+        return 0; /* not taken (all or nothing upstream): decoded again later */
+    g->in = in;
+    g->frames = fr;
+    if (o)
+        g->cur ^= 1u; /* the other buffer is free: its slice was consumed */
+    return used;
+}
+
+static size_t request_binary(tg_exchange_t *ex, tg_gw_t *g, const char *p, size_t n)
+{
+    tg_gwc_frames_t fr = g->frames;
+    if (tg_gwc_frames_feed(&fr, (const unsigned char *)p, n) < 0) {
+        reject(ex, g, "bad_grpc_web_frame");
+        return 0;
+    }
+    size_t t = forward(ex, g, p, n);
+    if (t > 0) /* a prefix of bytes checked above: cannot fail */
+        (void)tg_gwc_frames_feed(&g->frames, (const unsigned char *)p, t);
+    return t;
+}
 
 size_t tg__ex_grpc_web_request(tg_exchange_t *ex, const char *p, size_t n)
 {
     tg_gw_t *g = gw(ex);
-    if (g == NULL || g->mode != GW_TEXT || g->inner)
+    if (g == NULL)
         return SIZE_MAX; /* not ours: the caller goes on */
-    size_t take = n < TG_GW_IN_MAX - 4 ? n : TG_GW_IN_MAX - 4;
-    char *out = g->dec[g->cur];
-    char quad[4];
-    size_t nq = g->nin_rem, o = 0;
-    memcpy(quad, g->in_rem, nq);
-    for (size_t i = 0; i < take; i++) {
-        quad[nq++] = p[i];
-        if (nq < 4)
-            continue;
-        int r = decode_quad(quad, out + o);
-        if (r < 0) {
-            ex->close_after = true;
-            tg__ex_respond_error(ex, 400, "bad_grpc_web_text");
-            return 0;
-        }
-        o += (size_t)r;
-        nq = 0;
+    if (g->inner) {
+        g->inner = false; /* the nested call from forward(): goes on as usual */
+        return SIZE_MAX;
     }
-    size_t t = o;
-    if (o) {
-        g->inner = true;
-        t = tg_exchange_request_body(ex, out, o);
-        g->inner = false;
-    }
-    if (t < o)
-        return 0; /* not taken (all or nothing upstream): decoded again later */
-    memcpy(g->in_rem, quad, nq); /* commit */
-    g->nin_rem = nq;
-    if (o)
-        g->cur ^= 1u; /* the other buffer is free: its slice was consumed */
-    return take;
+    if (g->failed)
+        return n; /* answered already: the rest is dropped */
+    return g->mode == GW_TEXT ? request_text(ex, g, p, n) : request_binary(ex, g, p, n);
+}
+
+bool tg__ex_grpc_web_request_end(tg_exchange_t *ex)
+{
+    tg_gw_t *g = gw(ex);
+    if (g == NULL)
+        return false;
+    if (g->failed)
+        return true;
+    if (tg_gwc_decode_end(&g->in) != TG_GWC_OK)
+        reject(ex, g, "bad_grpc_web_text"); /* padding is mandatory */
+    else if (tg_gwc_frames_end(&g->frames) != TG_GWC_OK)
+        reject(ex, g, "truncated_grpc_web_frame");
+    else
+        return false;
+    return true;
 }
 
 /* ---- answer ---- */
@@ -157,30 +191,6 @@ void tg__ex_grpc_web_head(tg_exchange_t *ex, tg_response_t *out)
         out->body = TG_BODY_STREAM;
 }
 
-/* Encodes g->out_rem + p[0..n) into enc; the last 0-2 bytes are kept
- * in rem and nrem unless `final` (then padded). Returns the output length. */
-static size_t encode(const tg_gw_t *g, char *enc, const unsigned char *p, size_t n, bool final,
-                     unsigned char *rem, size_t *nrem)
-{
-    unsigned char t[3];
-    size_t nt = g->nout_rem, o = 0;
-    memcpy(t, g->out_rem, nt);
-    for (size_t i = 0; i <= n; i++) {
-        if (nt == 3 || (i == n && final && nt > 0)) {
-            enc[o++] = b64[t[0] >> 2];
-            enc[o++] = b64[(t[0] & 3) << 4 | (nt > 1 ? t[1] >> 4 : 0)];
-            enc[o++] = nt > 1 ? b64[(t[1] & 15) << 2 | (nt > 2 ? t[2] >> 6 : 0)] : '=';
-            enc[o++] = nt > 2 ? b64[t[2] & 63] : '=';
-            nt = 0;
-        }
-        if (i < n)
-            t[nt++] = p[i];
-    }
-    memcpy(rem, t, nt);
-    *nrem = nt;
-    return o;
-}
-
 /* Pushes bytes of the answer (encoded into `enc` in text mode, at most
  * `cap` input bytes) and flushes, so that `enc` is free again unless the
  * flush is pending. Returns how many input bytes went out. */
@@ -190,13 +200,11 @@ static size_t push(tg_exchange_t *ex, char *enc, size_t cap, const char *p, size
     if (g->mode == GW_BINARY)
         return ex->ops->response_body(ex->ctx, p, n);
     size_t take = n < cap ? n : cap;
-    unsigned char rem[3];
-    size_t nrem;
-    size_t o = encode(g, enc, (const unsigned char *)p, take, final && take == n, rem, &nrem);
+    tg_gwc_enc_t st = g->out; /* committed once the output is taken */
+    size_t o = tg_gwc_encode(&st, (const unsigned char *)p, take, final && take == n, enc);
     if (o && ex->ops->response_body(ex->ctx, enc, o) < o)
         return 0; /* no room: nothing committed */
-    memcpy(g->out_rem, rem, nrem);
-    g->nout_rem = nrem;
+    g->out = st;
     if (o) {
         int r = ex->ops->flush(ex->ctx);
         if (r == 1)
@@ -256,7 +264,7 @@ void tg__ex_grpc_web_end(tg_exchange_t *ex, const tg_header_t **trailers, size_t
     /* The frame goes out whole, flushing if needed, encoded into its own
      * buffer: the body's may still be borrowed by a pending write. In text
      * mode the encoder then pads the stream's end. */
-    char *enc = g->mode == GW_TEXT ? tg_arena_alloc(&ex->arena, (o + 4) / 3 * 4 + 8) : NULL;
+    char *enc = g->mode == GW_TEXT ? tg_arena_alloc(&ex->arena, TG_GWC_ENCODED_MAX(o)) : NULL;
     if (g->mode == GW_TEXT && enc == NULL)
         return;
     size_t sent = 0;

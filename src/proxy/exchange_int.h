@@ -33,6 +33,7 @@ struct tg_exchange {
     bool tunnel_h2;                /* ... that came as an HTTP/2 extended CONNECT */
     bool tunnel;                   /* the upstream said 101: opaque bytes both ways */
     struct tg_gw *gw;              /* gRPC-Web translation state, or NULL (exchange_grpc_web.c) */
+    uint64_t grpc_deadline_at;     /* uv_now ms: the grpc-timeout bound (exchange_grpc.c); 0 = none */
     const char *cert_subject, *cert_fingerprint; /* verified client certificate (arena), or NULL */
     tg_str_t method, target, host, authority, path, query, user_agent, referer;
     char request_id[129];
@@ -146,9 +147,13 @@ int tg__ex_tunnel_head(tg_exchange_t *ex, const tg_response_t *resp);
 /* Recognises a gRPC-Web request on a grpc_web route; sets the upstream
  * content type. 0, or -1 on OOM. */
 int tg__ex_grpc_web_setup(tg_exchange_t *ex);
-/* Text mode: decodes and forwards request bytes, returning how many were
- * taken; SIZE_MAX when not in text mode (the caller goes on as usual). */
+/* gRPC-Web: checks the framing of request bytes (decoding them first in
+ * text mode) and forwards them, returning how many were taken; SIZE_MAX for
+ * other requests (the caller goes on as usual). */
 size_t tg__ex_grpc_web_request(tg_exchange_t *ex, const char *p, size_t n);
+/* The downstream delivered the whole body: true when it ended inside a
+ * base64 group or a message frame (then answered, ex may be gone). */
+bool tg__ex_grpc_web_request_end(tg_exchange_t *ex);
 /* Gives the response head the client's content type, and a streamed body. */
 void tg__ex_grpc_web_head(tg_exchange_t *ex, tg_response_t *out);
 /* Text mode: encodes and forwards response bytes (SIZE_MAX otherwise). */
@@ -164,6 +169,17 @@ bool tg__ex_grpc_error(tg_exchange_t *ex, int status, const char *word, const tg
                        size_t nextra);
 /* The request's grpc-timeout in ms (0 = none). */
 uint64_t tg__ex_grpc_deadline_ms(const tg_exchange_t *ex);
+/* The upstream deadline for this try in ms: grpc-timeout counted from the
+ * first try (remembered in ex->grpc_deadline_at); 0 = none. */
+uint64_t tg__ex_grpc_deadline_left(tg_exchange_t *ex);
+/* After the answer's head went out on a gRPC route: ends it with trailers
+ * grpc-status `code` and grpc-message `msg` (cancelling the upstream stream)
+ * when the client can read them (HTTP/2, or gRPC-Web's trailer frame).
+ * true: done (ex may be gone); false: not possible, the caller cuts. */
+bool tg__ex_grpc_end_status(tg_exchange_t *ex, int code, const char *msg);
+/* An upstream timeout after the head: tg__ex_grpc_end_status with 4
+ * DEADLINE_EXCEEDED, "deadline exceeded" when grpc-timeout's bound passed. */
+bool tg__ex_grpc_timed_out(tg_exchange_t *ex);
 
 /* exchange_respond.c */
 /* Answers with a JSON error {"error":word,"status":N,"request_id":...}. */

@@ -35,6 +35,10 @@ static void detach(tg_h2us_t *s)
 {
     s->ctx = NULL;
     s->arena = NULL;
+    /* The body slice is the exchange's (its downstream's buffer): never read
+     * once detached, should nghttp2 ask for DATA before our RST_STREAM. */
+    s->bp = NULL;
+    s->bn = 0;
     uv_timer_stop(&s->timer);
 }
 
