@@ -7,6 +7,7 @@
 #include "observe/gateway_metrics.h"
 #include "proxy/dconn.h"
 #include "proxy/exchange.h"
+#include "runtime/deadline.h"
 #include "util/log.h"
 
 /* S_TUNNEL: after a 101 (WebSocket), every byte either way is opaque data
@@ -19,8 +20,8 @@ enum { S_HEAD, S_BODY, S_WAIT, S_DISCARD, S_TUNNEL, S_CLOSING, S_CLOSED };
 
 typedef struct tg_h1s {
     uv_tcp_t tcp;
-    uv_timer_t timer;          /* read side: header, idle, body timeouts; deferred work */
-    uv_timer_t wtimer;         /* write side: a client that does not read */
+    tg_deadline_t timer;       /* read side: header, idle, body timeouts; deferred work */
+    tg_deadline_t wtimer;      /* write side: a client that does not read */
     tg_worker_t *w;
     tg_list_t node;
     tg_sink_t out;
@@ -94,8 +95,8 @@ static void c_close(tg_h1s_t *c)
     c->errbuf = NULL;
     tg_dconn_free(&c->d);
     c->closing = 3;
-    uv_close((uv_handle_t *)&c->timer, on_closed);
-    uv_close((uv_handle_t *)&c->wtimer, on_closed);
+    uv_close(tg_deadline_handle(&c->timer), on_closed);
+    uv_close(tg_deadline_handle(&c->wtimer), on_closed);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -143,9 +144,9 @@ static void start_reading(tg_h1s_t *c)
 
 static void send_error(tg_h1s_t *c, int status, const char *word);
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(tg_deadline_t *t)
 {
-    tg_h1s_t *c = t->data;
+    tg_h1s_t *c = tg_deadline_data(t);
     if (c->deferred) {
         c->deferred = false;
         if (c->broken) {
@@ -180,22 +181,22 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
-static void on_wtimer(uv_timer_t *t) { c_close(t->data); }
+static void on_wtimer(tg_deadline_t *t) { c_close(tg_deadline_data(t)); }
 
 static void defer(tg_h1s_t *c)
 {
     c->deferred = true;
-    uv_timer_start(&c->timer, on_timer, 0, 0);
+    tg_deadline_set(&c->timer, 0);
 }
 
 static void arm_head_timer(tg_h1s_t *c, bool have_bytes)
 {
     if (have_bytes && !c->header_timer) {
         c->header_timer = true;
-        uv_timer_start(&c->timer, on_timer, limits(c)->header_timeout_ms, 0);
+        tg_deadline_set(&c->timer, limits(c)->header_timeout_ms);
     } else if (!have_bytes && !c->deferred) {
         c->header_timer = false;
-        uv_timer_start(&c->timer, on_timer, limits(c)->idle_timeout_ms, 0);
+        tg_deadline_set(&c->timer, limits(c)->idle_timeout_ms);
     }
 }
 
@@ -255,9 +256,9 @@ static void begin_exchange(tg_h1s_t *c, const tg_request_t *req, size_t head_len
     c->state = has_body ? S_BODY : S_WAIT;
     c->header_timer = false;
     if (has_body)
-        uv_timer_start(&c->timer, on_timer, limits(c)->body_timeout_ms, 0);
+        tg_deadline_set(&c->timer, limits(c)->body_timeout_ms);
     else
-        uv_timer_stop(&c->timer);
+        tg_deadline_clear(&c->timer);
     tg_downstream_info_t info = { .peer = (struct sockaddr *)&c->peer, .head_bytes = head_len };
     tg_dconn_info(&c->d, &info);
     c->ex_done = false;
@@ -330,7 +331,7 @@ static void body_done(tg_h1s_t *c, const tg_header_t *trailers, size_t n)
         c->state = S_HEAD;
     } else {
         c->state = S_WAIT;
-        uv_timer_stop(&c->timer);
+        tg_deadline_clear(&c->timer);
         if (c->ex)
             tg_exchange_request_end(c->ex, trailers, n);
     }
@@ -409,7 +410,7 @@ static void end_batch(tg_h1s_t *c)
 {
     if (c->ex && c->state == S_BODY && !c->paused) {
         if (c->state == S_BODY)
-            uv_timer_start(&c->timer, on_timer, limits(c)->body_timeout_ms, 0);
+            tg_deadline_set(&c->timer, limits(c)->body_timeout_ms);
     }
     if (c->ex && !c->paused && (c->state == S_BODY || c->state == S_WAIT || c->state == S_TUNNEL)) {
         tg_exchange_t *ex = c->ex;
@@ -480,7 +481,7 @@ static bool h2_turn(tg_h1s_t *c, const tg_request_t *upgrade)
         return r == 2;
     if (!had) {
         c->state = S_WAIT; /* no HTTP/1.1 path runs any more: the codec has its own timers */
-        uv_timer_stop(&c->timer);
+        tg_deadline_clear(&c->timer);
     }
     tg_bufpool_put(&c->w->bufs, c->rbuf); /* the codec copied what it keeps */
     c->rbuf = NULL;
@@ -544,8 +545,8 @@ static int op_response_head(void *ctx, tg_exchange_t *ex, const tg_response_t *r
         c->resp_nobody = c->head_req || bodyless_status;
         if (resp->body == TG_BODY_LENGTH && !bodyless_status &&
             (!c->resp_nobody || !tg_headers_find(resp->headers, resp->nheaders, "content-length"))) {
-            int l = snprintf(clen, sizeof clen, "%llu", (unsigned long long)resp->content_length);
-            h[n++] = (tg_header_t){ TG_STR_LIT("Content-Length"), tg_arena_str_dup(a, tg_str(clen, (size_t)l)) };
+            size_t l = tg_u64_dec(clen, resp->content_length);
+            h[n++] = (tg_header_t){ TG_STR_LIT("Content-Length"), tg_arena_str_dup(a, tg_str(clen, l)) };
         } else if (!c->resp_nobody && resp->body != TG_BODY_LENGTH && resp->body != TG_BODY_NONE) {
             if (c->minor >= 1) {
                 c->resp_chunked = true;
@@ -614,7 +615,7 @@ static int op_flush(void *ctx)
     tg_h1s_t *c = ctx;
     int r = tg_sink_flush(&c->out);
     if (r == 1) {
-        uv_timer_start(&c->wtimer, on_wtimer, limits(c)->idle_timeout_ms, 0);
+        tg_deadline_set(&c->wtimer, limits(c)->idle_timeout_ms);
     } else if (r < 0) {
         /* The client is gone. The exchange is on the stack: end it from ours. */
         c->broken = true;
@@ -648,7 +649,7 @@ static void op_done(void *ctx, bool ok)
     c->ex = NULL;
     c->ex_done = true;
     count_sent(c);
-    uv_timer_stop(&c->wtimer);
+    tg_deadline_clear(&c->wtimer);
     if (!ok || !c->keep_alive || c->resp_close || c->broken) {
         c_close(c);
         return;
@@ -661,7 +662,7 @@ static void op_done(void *ctx, bool ok)
         }
         c->state = S_DISCARD;
         c->discarded = 0;
-        uv_timer_start(&c->timer, on_timer, limits(c)->body_timeout_ms, 0);
+        tg_deadline_set(&c->timer, limits(c)->body_timeout_ms);
     } else {
         c->state = S_HEAD;
         c->header_timer = false;
@@ -690,7 +691,7 @@ static const tg_downstream_ops_t h1s_ops = {
 static void on_drain(tg_sink_t *s, int status)
 {
     tg_h1s_t *c = s->data;
-    uv_timer_stop(&c->wtimer);
+    tg_deadline_clear(&c->wtimer);
     if (c->state == S_CLOSED)
         return;
     if (c->d.h2) {
@@ -725,10 +726,8 @@ void tg_h1s_accept(tg_worker_t *w, uv_stream_t *listener)
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
-    uv_timer_init(&w->loop, &c->timer);
-    uv_timer_init(&w->loop, &c->wtimer);
-    c->timer.data = c;
-    c->wtimer.data = c;
+    tg_deadline_init(&c->timer, &w->loop, on_timer, c);
+    tg_deadline_init(&c->wtimer, &w->loop, on_wtimer, c);
     tg_list_insert_tail(&w->conns, &c->node);
     w->nconns++;
     c->gen = tg_worker_gen_hold(w); /* a reload keeps it alive until the close */
@@ -746,7 +745,7 @@ void tg_h1s_accept(tg_worker_t *w, uv_stream_t *listener)
      * client_header_timeout), not from its first byte: header_timer is set
      * so that the first read does not restart it. */
     c->header_timer = true;
-    uv_timer_start(&c->timer, on_timer, limits(c)->header_timeout_ms, 0);
+    tg_deadline_set(&c->timer, limits(c)->header_timeout_ms);
     start_reading(c);
 }
 

@@ -5,6 +5,7 @@
 #include "http/h1.h"
 #include "net/sink.h"
 #include "net/tls.h"
+#include "runtime/deadline.h"
 #include "upstream/tls_client.h"
 #include "util/log.h"
 
@@ -14,7 +15,7 @@ enum { P_HEAD, P_BODY, P_DONE };
 struct tg_h1c {
     tg_upconn_t super;           /* first: the exchange holds a tg_upconn_t * */
     uv_tcp_t tcp;
-    uv_timer_t timer;
+    tg_deadline_t timer;
     uv_connect_t creq;
     tg_worker_t *w;
     tg_upstream_server_t *srv;
@@ -101,7 +102,7 @@ static void c_close(tg_h1c_t *c)
     c->tls = NULL;
     c->ssl = NULL;
     c->closing = 2;
-    uv_close((uv_handle_t *)&c->timer, on_closed);
+    uv_close(tg_deadline_handle(&c->timer), on_closed);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -115,9 +116,9 @@ static void fail(tg_h1c_t *c, int err)
         c->ev->error(ctx, err, got);
 }
 
-static void on_timeout(uv_timer_t *t)
+static void on_timeout(tg_deadline_t *t)
 {
-    tg_h1c_t *c = t->data;
+    tg_h1c_t *c = tg_deadline_data(t);
     if (c->state == C_IDLE) {
         c_close(c);
         return;
@@ -128,7 +129,7 @@ static void on_timeout(uv_timer_t *t)
 static void arm_response_timer(tg_h1c_t *c)
 {
     if (c->sent && !c->paused && c->response_timeout_ms)
-        uv_timer_start(&c->timer, on_timeout, c->response_timeout_ms, 0);
+        tg_deadline_set(&c->timer, c->response_timeout_ms);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -153,7 +154,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static void complete(tg_h1c_t *c, const tg_header_t *trailers, size_t ntrailers)
 {
     c->phase = P_DONE;
-    uv_timer_stop(&c->timer);
+    tg_deadline_clear(&c->timer);
     /* Bytes after a complete response mean the server is out of step: never reuse. */
     if (c->rpos != c->rlen)
         c->keep_alive = false;
@@ -304,7 +305,7 @@ static void process(tg_h1c_t *c)
     if (c->state != C_ACTIVE)
         return;
     if (c->paused) {
-        uv_timer_stop(&c->timer); /* a slow client is not a slow server */
+        tg_deadline_clear(&c->timer); /* a slow client is not a slow server */
         stop_reading(c);
         return;
     }
@@ -382,7 +383,7 @@ static void on_handshake(void *arg, int status)
         fail(c, status == UV_EOF ? UV_ECONNRESET : status);
         return;
     }
-    uv_timer_stop(&c->timer);
+    tg_deadline_clear(&c->timer);
     c->state = C_ACTIVE;
     tg_sink_use_tls(&c->out, c->tls);
     c->ev->connected(c->ctx, 0);
@@ -407,7 +408,7 @@ static void on_connect(uv_connect_t *req, int status)
     if (c->state == C_CLOSED)
         return; /* aborted while connecting */
     if (c->ssl == NULL)
-        uv_timer_stop(&c->timer); /* with TLS it bounds the handshake too */
+        tg_deadline_clear(&c->timer); /* with TLS it bounds the handshake too */
     if (status < 0) {
         fail(c, status);
         return;
@@ -437,10 +438,9 @@ static tg_h1c_t *c_new(tg_worker_t *w, size_t slot, tg_upstream_t *u, tg_upstrea
     c->connect_timeout_ms = u->cfg->connect_timeout_ms;
     tg_list_init(&c->node);
     uv_tcp_init(&w->loop, &c->tcp);
-    uv_timer_init(&w->loop, &c->timer);
+    tg_deadline_init(&c->timer, &w->loop, on_timeout, c);
     c->super.ops = &h1c_ops;
     c->tcp.data = c;
-    c->timer.data = c;
     tg_sink_init(&c->out, (uv_stream_t *)&c->tcp, on_drain, c);
     return c;
 }
@@ -460,7 +460,7 @@ tg_upconn_t *tg_h1c_acquire(tg_worker_t *w, size_t upstream_index, tg_upstream_t
         tg_h1c_t *c = tg_container_of(idle->next, tg_h1c_t, node);
         tg_list_remove(&c->node);
         w->idle_count[slot]--;
-        uv_timer_stop(&c->timer);
+        tg_deadline_clear(&c->timer);
         c->state = C_ACTIVE;
         c->ev = ev;
         c->ctx = ctx;
@@ -497,7 +497,7 @@ tg_upconn_t *tg_h1c_acquire(tg_worker_t *w, size_t upstream_index, tg_upstream_t
         return NULL;
     }
     if (c->connect_timeout_ms)
-        uv_timer_start(&c->timer, on_timeout, c->connect_timeout_ms, 0);
+        tg_deadline_set(&c->timer, c->connect_timeout_ms);
     return &c->super;
 }
 
@@ -603,7 +603,7 @@ static void op_release(tg_upconn_t *uc, bool reusable)
     release_rbuf(c);
     start_reading(c); /* to see the server close an idle connection */
     if (c->idle_timeout_ms)
-        uv_timer_start(&c->timer, on_timeout, c->idle_timeout_ms, 0);
+        tg_deadline_set(&c->timer, c->idle_timeout_ms);
 }
 
 static void op_abort(tg_upconn_t *uc) { c_close((tg_h1c_t *)uc); }
