@@ -1,9 +1,8 @@
 /* Helpers over the protocol-neutral message model (msg.h). */
 #include "http/msg.h"
 
-const tg_header_t *tg_headers_find(const tg_header_t *h, size_t n, const char *name)
+const tg_header_t *tg_headers_find_s(const tg_header_t *h, size_t n, tg_str_t want)
 {
-    tg_str_t want = tg_str_c(name);
     for (size_t i = 0; i < n; i++)
         if (tg_str_ieq(h[i].name, want))
             return &h[i];

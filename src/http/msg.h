@@ -52,7 +52,12 @@ typedef struct tg_response {
 } tg_response_t;
 
 /* Returns the first header named `name` (case-insensitive) or NULL. */
-const tg_header_t *tg_headers_find(const tg_header_t *h, size_t n, const char *name);
+const tg_header_t *tg_headers_find_s(const tg_header_t *h, size_t n, tg_str_t name);
+/* Inline so that strlen of a literal name folds to a constant. */
+static inline const tg_header_t *tg_headers_find(const tg_header_t *h, size_t n, const char *name)
+{
+    return tg_headers_find_s(h, n, tg_str_c(name));
+}
 /* The standard reason phrase for a status ("Unknown" when none). */
 const char *tg_http_reason(int status);
 /* True for hop-by-hop fields (RFC 9110 §7.6.1 list plus Keep-Alive,

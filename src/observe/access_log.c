@@ -308,6 +308,8 @@ static size_t format_combined(char *out, const tg_alog_entry_t *e)
 /* Worst case of one line: every capped field escaped at 6x, plus fixed text. */
 #define LINE_MAX_BYTES (6 * (128 + 32 + 256 + 2048 + 256 + 512 + 512) + 1024)
 
+bool tg_alog_on(const tg_alog_worker_t *w) { return w->log != NULL && w->log->format != TG_LOG_OFF; }
+
 void tg_alog_write(tg_alog_worker_t *w, const tg_alog_entry_t *e)
 {
     tg_alog_t *log = w->log;

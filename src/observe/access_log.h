@@ -56,6 +56,8 @@ tg_alog_t *tg_alog_open(const char *path, tg_log_format_t format, const char **e
 void tg_alog_close(tg_alog_t *log);
 
 void tg_alog_worker_init(tg_alog_worker_t *w, tg_alog_t *log, uv_loop_t *loop);
+/* Whether lines are written (a log is open and its format is not off). */
+bool tg_alog_on(const tg_alog_worker_t *w);
 /* Formats and queues one line (no-op when the format is off). */
 void tg_alog_write(tg_alog_worker_t *w, const tg_alog_entry_t *e);
 /* Hands the partial buffer to the writer now (shutdown). */

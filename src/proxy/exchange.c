@@ -13,13 +13,6 @@ static const tg_upstream_events_t up_events;
 
 tg_arena_t *tg_exchange_arena(tg_exchange_t *ex) { return &ex->arena; }
 
-static uint64_t now_real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static tg_str_t header_value(const tg_request_t *req, const char *name)
 {
     const tg_header_t *h = tg_headers_find(req->headers, req->nheaders, name);
@@ -82,7 +75,6 @@ tg_exchange_t *tg_exchange_start(tg_worker_t *w, const tg_downstream_ops_t *ops,
     ex->ops = ops;
     ex->ctx = ctx;
     ex->t0 = uv_hrtime();
-    ex->t0_real = now_real_ns();
     ex->up_ms = -1;
     w->requests++;
     if (capture_request(ex, info, req) < 0) {
@@ -243,7 +235,7 @@ static void upstream_failed(tg_exchange_t *ex, int err, bool got_bytes)
      * connection (nginx and Envoy do the same); not the server's fault. */
     bool stale_pooled = was_reused && !ex->body_started && !got_bytes && err != UV_ETIMEDOUT;
     if (!stale_pooled)
-        tg__ex_count_try(ex, 0, err);
+        tg__ex_count_try(ex, 0, err, 0);
     drop_server(ex, !stale_pooled);
     if (ex->resp_head_sent) {
         if (err == UV_ETIMEDOUT && tg__ex_grpc_timed_out(ex))
@@ -524,7 +516,8 @@ static int ev_head(void *ctx, const tg_response_t *resp)
             ex->ops->response_head(ex->ctx, ex, &out);
         return 0; /* an informational head that cannot be relayed is dropped */
     }
-    tg__ex_count_try(ex, resp->status, 0);
+    uint64_t now = uv_hrtime(); /* one clock read for the metric and the log */
+    tg__ex_count_try(ex, resp->status, 0, now);
     if (tg__ex_retry_status(ex, resp->status)) {
         /* A retryable 502/503/504: dropped with its connection (refusing the
          * head closes it), the request goes to another server. */
@@ -537,7 +530,7 @@ static int ev_head(void *ctx, const tg_response_t *resp)
     }
     ex->up_status = resp->status;
     ex->status = resp->status;
-    ex->up_ms = (double)(uv_hrtime() - ex->t_up) / 1e6;
+    ex->up_ms = (double)(now - ex->t_up) / 1e6;
     if (tg__ex_subst_head(ex, resp))
         return 0; /* replaced (exchange_cache_hooks.c): answered after the end */
     tg_response_t out;

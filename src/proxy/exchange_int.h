@@ -72,7 +72,7 @@ struct tg_exchange {
     bool close_after;              /* the downstream must close after this answer */
     int status, up_status;
     uint64_t bytes_in, bytes_out;
-    uint64_t t0, t0_real, t_up;    /* ns: monotonic start, wall start, upstream start */
+    uint64_t t0, t_up;             /* ns, uv_hrtime: start, upstream start */
     double up_ms;
     uint64_t response_timeout_ms;
     /* upstream-answer substitution and borrowed bodies (exchange_cache_hooks.c) */

@@ -16,7 +16,7 @@ static tg_str_t code_str(char buf[4], int status)
     return tg_str(buf, 3);
 }
 
-void tg__ex_count(tg_exchange_t *ex)
+void tg__ex_count(tg_exchange_t *ex, uint64_t now)
 {
     tg_metrics_shard_t *m = ex->w->metrics;
     if (m == NULL)
@@ -25,10 +25,10 @@ void tg__ex_count(tg_exchange_t *ex)
     tg_str_t route = ex->route ? tg_str_c(ex->route->name) : TG_STR_LIT("");
     tg_str_t labels[3] = { route, tg_metric_method(ex->method), code_str(code, ex->status) };
     tg_metric_inc(m, &tg_m_requests, labels);
-    tg_metric_observe(m, &tg_m_request_duration, labels, (double)(uv_hrtime() - ex->t0) / 1e9);
+    tg_metric_observe(m, &tg_m_request_duration, labels, (double)(now - ex->t0) / 1e9);
 }
 
-void tg__ex_count_try(tg_exchange_t *ex, int status, int err)
+void tg__ex_count_try(tg_exchange_t *ex, int status, int err, uint64_t now)
 {
     tg_metrics_shard_t *m = ex->w->metrics;
     if (m == NULL || ex->srv == NULL || ex->up == NULL)
@@ -38,5 +38,5 @@ void tg__ex_count_try(tg_exchange_t *ex, int status, int err)
     tg_str_t labels[3] = { tg_str_c(ex->up->cfg->name), tg_str_c(ex->srv->cfg->address), c };
     tg_metric_inc(m, &tg_m_upstream_requests, labels);
     if (status) /* the duration is to the response head; failures have none */
-        tg_metric_observe(m, &tg_m_upstream_duration, labels, (double)(uv_hrtime() - ex->t_up) / 1e9);
+        tg_metric_observe(m, &tg_m_upstream_duration, labels, (double)(now - ex->t_up) / 1e9);
 }

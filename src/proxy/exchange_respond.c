@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 void tg__ex_respond(tg_exchange_t *ex, int status, const tg_header_t *extra, size_t nextra,
                     const char *body, size_t body_len, const tg_header_ops_cfg_t *ops)
@@ -97,10 +98,21 @@ void tg__ex_respond_direct(tg_exchange_t *ex)
     tg__ex_respond(ex, r->status, h, n, r->body ? r->body : "", r->body_len, &ex->route->response_headers);
 }
 
-static void log_exchange(tg_exchange_t *ex)
+static uint64_t now_real_ns(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* `now` is the end (uv_hrtime). The wall-clock start is derived here, only
+ * when a line is written, rather than read on every request. */
+static void log_exchange(tg_exchange_t *ex, uint64_t now)
+{
+    if (!tg_alog_on(&ex->w->alog))
+        return;
     tg_alog_entry_t e = {
-        .time_ns = ex->t0_real,
+        .time_ns = now_real_ns() - (now - ex->t0),
         .request_id = tg_str(ex->request_id, ex->rid_len),
         .client_ip = ex->client_ip,
         .method = ex->method,
@@ -110,7 +122,7 @@ static void log_exchange(tg_exchange_t *ex)
         .status = ex->status,
         .bytes_in = ex->bytes_in,
         .bytes_out = ex->bytes_out,
-        .duration_ms = (double)(uv_hrtime() - ex->t0) / 1e6,
+        .duration_ms = (double)(now - ex->t0) / 1e6,
         .route = ex->route ? ex->route->name : NULL,
         .upstream_addr = ex->up_label,
         .upstream_status = ex->up_status,
@@ -131,8 +143,9 @@ void tg__ex_finish(tg_exchange_t *ex, bool ok)
     tg__ex_filters_end(ex, ok && ex->resp_done);
     tg__ex_release_borrowed(ex); /* the codec no longer reads a borrowed body */
     tg__ex_body_free(ex);
-    log_exchange(ex);
-    tg__ex_count(ex);
+    uint64_t now = uv_hrtime();
+    log_exchange(ex, now);
+    tg__ex_count(ex, now);
     /* Last use of the generation (route names, filters): a reload may free it now. */
     tg_worker_gen_drop(ex->w, ex->gen);
     const tg_downstream_ops_t *ops = ex->ops;

@@ -1,14 +1,16 @@
 #include "util/str.h"
 
-static inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c; }
-
 bool tg_str_ieq(tg_str_t a, tg_str_t b)
 {
     if (a.len != b.len)
         return false;
-    for (size_t i = 0; i < a.len; i++)
-        if (lower(a.p[i]) != lower(b.p[i]))
+    /* Equal bytes are the common case (names as clients send them); only a
+     * difference asks whether it is a letter in the other case. */
+    for (size_t i = 0; i < a.len; i++) {
+        unsigned char x = (unsigned char)a.p[i], y = (unsigned char)b.p[i];
+        if (x != y && ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z'))
             return false;
+    }
     return true;
 }
 
@@ -41,4 +43,17 @@ bool tg_str_list_has_token(tg_str_t s, const char *token)
         }
     }
     return false;
+}
+
+size_t tg_u64_dec(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef struct tg_str {
@@ -32,5 +33,8 @@ bool tg_str_has_prefix(tg_str_t s, tg_str_t prefix);
 tg_str_t tg_str_trim_ows(tg_str_t s);
 /* True when the comma-separated list `s` holds `token` (case-insensitive). */
 bool tg_str_list_has_token(tg_str_t s, const char *token);
+/* Writes v in decimal (no NUL) to out, which has room for 20 bytes;
+ * returns the length. For hot paths where snprintf's parsing shows. */
+size_t tg_u64_dec(char *out, uint64_t v);
 
 #endif
