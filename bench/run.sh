@@ -13,6 +13,8 @@
 # Config variants (docs/performance.md): TG_BENCH_BALANCE (default round_robin)
 # and TG_BENCH_SERVERS (a YAML flow list, default ["127.0.0.1:18080"]), e.g.
 #   TG_BENCH_BALANCE=p2c TG_BENCH_SERVERS='["127.0.0.1:18080", "127.1:18080"]' bench/run.sh ...
+# Also measured unless TG_BENCH_NGINX_FWD=0: nginx-fwd, the peer nginx set up to
+# add the forwarded headers, Via and request id that tollgate adds (equal work).
 # TG_BENCH_ROUTE_EXTRA adds keys to the route (one line of YAML), e.g.
 #   TG_BENCH_ROUTE_EXTRA='rate_limit: [ { key: client_ip, rate: 1000000/s, burst: 1000000 } ]'
 set -euo pipefail
@@ -100,7 +102,12 @@ if [ "$layout" = pinned ]; then
 fi
 "${pin[@]}" "$bin" -c "$cfg" >"$out/tollgate.log" 2>&1 &
 pid=$!
+fwd_pid=
 stop() {
+    if [ -n "$fwd_pid" ] && kill -0 "$fwd_pid" 2>/dev/null; then
+        kill -TERM "$fwd_pid" 2>/dev/null || true
+        wait "$fwd_pid" 2>/dev/null || true
+    fi
     if kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -120,10 +127,70 @@ for i in $(seq 100); do
 done
 
 echo "bench: tollgate pid $pid on $listen (layout $layout), results in $out"
+
+# nginx-fwd: the peer nginx doing the work the contract makes tollgate do on
+# every request (docs/performance.md "Equal work"): forwarded headers, Via and
+# a request id both ways. The shared harness's nginx forwards bare requests;
+# the origin and wrk share CPU 0, so those headers' parsing shows in req/s.
+# TG_BENCH_NGINX_FWD=0 leaves it out (it always is when nginx is missing).
+fwd=()
+if [ "${TG_BENCH_NGINX_FWD:-1}" = 1 ] && command -v nginx >/dev/null 2>&1; then
+    fwd_listen=127.0.0.1:9100
+    mkdir -p "$out/nginx-fwd-tmp"
+    cat >"$out/nginx-fwd.conf" <<NGINX
+worker_processes 1;
+daemon off;
+master_process off;
+pid $out/nginx-fwd.pid;
+error_log $out/nginx-fwd.error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  client_body_temp_path $out/nginx-fwd-tmp/body;
+  proxy_temp_path $out/nginx-fwd-tmp/proxy;
+  fastcgi_temp_path $out/nginx-fwd-tmp/fastcgi;
+  uwsgi_temp_path $out/nginx-fwd-tmp/uwsgi;
+  scgi_temp_path $out/nginx-fwd-tmp/scgi;
+  upstream be { server 127.0.0.1:18080; keepalive 128; keepalive_requests 1000000; keepalive_timeout 300s; }
+  server {
+    listen $fwd_listen;
+    location / {
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$http_host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$http_host;
+      proxy_set_header X-Real-IP \$remote_addr;
+      proxy_set_header Forwarded "for=\$remote_addr;host=\\"\$http_host\\";proto=\$scheme";
+      proxy_set_header Via "1.1 nginx";
+      proxy_set_header X-Request-Id \$request_id;
+      add_header Via "1.1 nginx";
+      add_header X-Request-Id \$request_id;
+    }
+  }
+}
+NGINX
+    "${pin[@]}" nginx -c "$out/nginx-fwd.conf" >"$out/nginx-fwd.log" 2>&1 &
+    fwd_pid=$!
+    for i in $(seq 100); do
+        kill -0 "$fwd_pid" 2>/dev/null || { echo "bench: nginx-fwd exited at start:" >&2; cat "$out/nginx-fwd.log" "$out/nginx-fwd.error.log" >&2; exit 1; }
+        if (exec 3<>/dev/tcp/127.0.0.1/9100) 2>/dev/null; then break; fi
+        [ "$i" = 100 ] && { echo "bench: nginx-fwd is not listening on $fwd_listen after 10 s" >&2; exit 1; }
+        sleep 0.1
+    done
+    fwd=(--extra "nginx-fwd=http://$fwd_listen/" --extra-pid "nginx-fwd=$fwd_pid")
+    echo "bench: nginx-fwd pid $fwd_pid on $fwd_listen (nginx with tollgate's forwarded headers)"
+fi
+
 set +e
 # h2c is served on the same listener (prior knowledge): docs/protocols.md
 "$shared/proxy-compare.sh" "${args[@]}" --extra "tollgate=http://$listen/" \
-    --extra-h2c "tollgate=http://$listen/" --extra-pid "tollgate=$pid" "$@"
+    --extra-h2c "tollgate=http://$listen/" --extra-pid "tollgate=$pid" "${fwd[@]}" "$@"
 rc=$?
 set -e
 if [ -f "$out/summary.md" ]; then
