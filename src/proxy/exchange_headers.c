@@ -399,15 +399,28 @@ static bool addr_trusted(const tg_config_t *cfg, const struct sockaddr *sa)
     return false;
 }
 
+/* Dotted quad of 4 bytes into out (>= 16 bytes). By hand: it runs on every
+ * request, and glibc's inet_ntop formats IPv4 with sprintf. */
+static void ipv4_string(const unsigned char b[4], char *out)
+{
+    char *o = out;
+    for (int i = 0; i < 4; i++) {
+        if (i)
+            *o++ = '.';
+        o += tg_u64_dec(o, b[i]);
+    }
+    *o = '\0';
+}
+
 static void addr_string(const struct sockaddr *sa, char *out, size_t cap)
 {
     out[0] = '\0';
     if (sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+        ipv4_string((const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr, out);
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
         if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-            inet_ntop(AF_INET, s6->sin6_addr.s6_addr + 12, out, (socklen_t)cap);
+            ipv4_string(s6->sin6_addr.s6_addr + 12, out);
         else
             inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)cap);
     } else {
