@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "net/tls.h"
+#include "upstream/health_h2.h"
 #include "upstream/tls_client.h"
 #include "util/log.h"
 
@@ -20,6 +21,7 @@ typedef struct checker {
     uv_connect_t creq;
     uv_write_t wreq;
     tg_tls_conn_t *tls;       /* a tls: upstream: the check goes over TLS */
+    tg_hh2_t *hh2;            /* an HTTP/2 upstream: the check's session (health_h2.h) */
     char req[REQ_MAX];
     size_t reqlen;
     char resp[STATUS_MAX];
@@ -59,6 +61,8 @@ static void close_conn(checker_t *c)
 {
     tg_tls_conn_free(c->tls);
     c->tls = NULL;
+    tg_hh2_free(c->hh2);
+    c->hh2 = NULL;
     close_handle(c, (uv_handle_t *)&c->tcp);
 }
 
@@ -130,11 +134,35 @@ static int parse_status(const char *p, size_t n)
     return st >= 100 && st <= 599 ? st : -1;
 }
 
+static int h2_flush(checker_t *c);
+
+/* An HTTP/2 check: the bytes go to the session, which may answer (SETTINGS
+ * ACK, WINDOW_UPDATE) or reach the verdict. */
+static void h2_read(checker_t *c, size_t n)
+{
+    int r = tg_hh2_input(c->hh2, c->resp, n);
+    c->resplen = 0; /* the session keeps what it needs: the buffer is reused */
+    if (r < 0) {
+        finish(c, false, "HTTP/2 protocol error");
+    } else if (r > 0) {
+        char why[64];
+        bool ok = tg_hh2_verdict(c->hh2, why, sizeof why);
+        finish(c, ok, why);
+    } else if (h2_flush(c) < 0) {
+        finish(c, false, "cannot send");
+    }
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     checker_t *c = st->data;
+    if (nread >= 0 && c->hh2 != NULL) {
+        h2_read(c, (size_t)nread);
+        return;
+    }
     if (nread < 0) {
-        finish(c, false, nread == UV_EOF ? "closed without a status line" : uv_strerror((int)nread));
+        finish(c, false, nread != UV_EOF ? uv_strerror((int)nread)
+                                : c->hh2 ? "closed before the response" : "closed without a status line");
         return;
     }
     c->resplen += (size_t)nread;
@@ -156,12 +184,73 @@ static void on_written(uv_write_t *w, int status)
         finish(c, false, uv_strerror(status));
 }
 
+/* An HTTP/2 check writes more than once (request, then acknowledgements):
+ * each write owns its bytes. */
+typedef struct h2_write {
+    uv_write_t w;
+    char *data;
+} h2_write_t;
+
+static void on_h2_written(uv_write_t *w, int status)
+{
+    h2_write_t *hw = (h2_write_t *)w;
+    checker_t *c = w->data;
+    free(hw->data);
+    free(hw);
+    if (status < 0 && !c->done)
+        finish(c, false, uv_strerror(status));
+}
+
+static void on_h2_tls_written(void *arg, int status)
+{
+    checker_t *c = arg;
+    if (status < 0 && !c->done)
+        finish(c, false, uv_strerror(status));
+}
+
+/* Sends what the HTTP/2 session has queued. 0, or a libuv error (the check fails). */
+static int h2_flush(checker_t *c)
+{
+    char *data;
+    size_t len;
+    if (tg_hh2_output(c->hh2, &data, &len) < 0)
+        return UV_ENOMEM; /* OOM, or a session nghttp2 gave up on */
+    if (len == 0)
+        return 0;
+    uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    if (c->tls != NULL) {
+        int r = tg_tls_write(c->tls, &b, 1, on_h2_tls_written, c); /* copies the bytes */
+        free(data);
+        return r < 0 ? r : 0;
+    }
+    h2_write_t *hw = malloc(sizeof *hw);
+    if (hw == NULL) {
+        free(data);
+        return UV_ENOMEM;
+    }
+    hw->data = data;
+    hw->w.data = c;
+    int r = uv_write(&hw->w, (uv_stream_t *)&c->tcp, &b, 1, on_h2_written);
+    if (r < 0) {
+        free(data);
+        free(hw);
+    }
+    return r;
+}
+
 /* tls: the handshake is over: send the request through the session. */
 static void on_handshake(void *arg, int status)
 {
     checker_t *c = arg;
     if (c->done)
         return;
+    if (status == 0 && c->hh2 != NULL) {
+        if (!tg_tls_alpn_h2(c->tls))
+            finish(c, false, "server did not select h2 (ALPN)");
+        else if (h2_flush(c) < 0)
+            finish(c, false, "cannot send");
+        return;
+    }
     uv_buf_t b = uv_buf_init(c->req, (unsigned)c->reqlen);
     if (status < 0 || (status = tg_tls_write(c->tls, &b, 1, NULL, NULL)) < 0)
         finish(c, false, status == UV_EPROTO ? "TLS handshake failed" : uv_strerror(status));
@@ -190,7 +279,7 @@ static void on_connect(uv_connect_t *cr, int status)
         return;
     }
     uv_buf_t b = uv_buf_init(c->req, (unsigned)c->reqlen);
-    int r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+    int r = c->hh2 != NULL ? h2_flush(c) : uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written);
     if (r == 0)
         r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (r < 0)
@@ -213,8 +302,15 @@ static void on_tick(uv_timer_t *t)
         record(c, false, "no address");
         return;
     }
-    if (uv_tcp_init(t->loop, &c->tcp) != 0)
+    if (c->u->cfg->protocol != TG_PROTO_HTTP1 && (c->hh2 = tg_hh2_new(c->u->cfg, c->s->cfg)) == NULL) {
+        record(c, false, "out of memory");
         return;
+    }
+    if (uv_tcp_init(t->loop, &c->tcp) != 0) {
+        tg_hh2_free(c->hh2);
+        c->hh2 = NULL;
+        return;
+    }
     c->tcp.data = c;
     c->h->open_handles++;
     c->in_flight = true;

@@ -5,7 +5,8 @@
  * `unhealthy` failures in a row marks the server down (`healthy` successes in
  * a row bring it back). The verdict is published to the workers through the
  * atomic tg_upstream_server_t.health; every transition is logged and counted
- * in health_changes. */
+ * in health_changes. HTTP/2 upstreams (h2c, h2, grpc) are checked over
+ * HTTP/2 by upstream/health_h2.c on the same connection machinery. */
 #ifndef TG_UPSTREAM_HEALTH_H
 #define TG_UPSTREAM_HEALTH_H
 

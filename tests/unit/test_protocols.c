@@ -91,6 +91,19 @@ START_TEST(cross_checks)
 }
 END_TEST
 
+/* health_check on HTTP/2 upstreams runs over HTTP/2 (upstream/health_h2.c). */
+START_TEST(health_check_on_http2_upstreams)
+{
+    tg_config_t *c = load_ok("upstreams:\n"
+                             "  a: { servers: [\"a:80\"], protocol: h2c, health_check: { path: /h } }\n"
+                             "  g: { servers: [\"g:80\"], protocol: grpc, health_check: {} }\n"
+                             "routes:\n  - { upstream: a }\n");
+    ck_assert(c->upstreams[0].has_health_check && c->upstreams[1].has_health_check);
+    ck_assert_str_eq(c->upstreams[0].health_check.path, "/h");
+    tg_config_release(c);
+}
+END_TEST
+
 START_TEST(bad_values)
 {
     expect_err("upstreams:\n  b:\n    servers: [\"b:80\"]\n    protocol: grpc\n    tls: { sni: \"a b\" }\n"
@@ -114,6 +127,7 @@ int main(void)
     tcase_add_test(tc, websocket_route);
     tcase_add_test(tc, cross_checks);
     tcase_add_test(tc, bad_values);
+    tcase_add_test(tc, health_check_on_http2_upstreams);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
