@@ -600,6 +600,12 @@ static void ev_end(void *ctx, const tg_header_t *trailers, size_t n)
         return;
     }
     ex->resp_done = true;
+    /* The server's part is over: least_conn and the breakers count it free
+     * before the client can see the answer, not after the last write (a
+     * client's next request could otherwise still find it busy). The
+     * connection itself is released after the flush: pending body slices
+     * may point into its read buffer. */
+    tg__ex_server_release(ex);
     tg__ex_grpc_web_end(ex, &trailers, &n); /* gRPC-Web: trailers into the body */
     ex->ops->response_end(ex->ctx, ex, trailers, n);
     int r = ex->ops->flush(ex->ctx);
