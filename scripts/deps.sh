@@ -12,7 +12,8 @@ test_pkgs=(curl python3 python3-pytest python3-httpx python3-h2 openssl
            redis-server  # the rate-limit tests start their own redis-server
            python3-jwt python3-cryptography apache2-utils  # security tests: JWTs, keys, htpasswd
            python3-grpcio python3-websockets)  # gRPC and WebSocket peers (test_grpc, test_websocket)
-bench_pkgs=(nginx haproxy wrk nghttp2-client)
+bench_pkgs=(nginx haproxy wrk nghttp2-client
+            h2o)  # the h2c and TLS h2 comparisons (issue 4) are against nginx and h2o
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
 [ "${1:-}" = "--bench" ] && want+=("${bench_pkgs[@]}")
@@ -36,8 +37,8 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 $line -qq
-# Debian starts nginx/haproxy/redis services on install; tests and benches start their own.
-for svc in nginx haproxy redis-server; do
+# Debian starts nginx/haproxy/h2o/redis services on install; tests and benches start their own.
+for svc in nginx haproxy h2o redis-server; do
   if command -v systemctl >/dev/null 2>&1; then systemctl stop "$svc" 2>/dev/null || true; fi
   service "$svc" stop >/dev/null 2>&1 || true
 done
