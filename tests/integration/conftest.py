@@ -137,28 +137,39 @@ class Backend:
         self.proc.wait(timeout=10)
 
 
+def read_ready(proc, what, errpath=None, timeout=15):
+    """Waits (bounded) for a helper process's first stdout line ("READY <port> ...")
+    and returns the match of rb'READY (\\d+)(?: (\\d+))?'. The readiness signal of
+    every test peer (backend.py, h2_backend.py, https_backend.py, ws_backend.py)."""
+    why = lambda: f': {errpath.read_text()}' if errpath else ''
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    line = b''
+    try:
+        while not line.endswith(b'\n'):
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                proc.kill()
+                raise RuntimeError(f'{what} did not start{why()}')
+            chunk = os.read(proc.stdout.fileno(), 256)
+            if not chunk:
+                raise RuntimeError(f'{what} exited{why()}')
+            line += chunk
+    finally:
+        sel.close()
+    m = re.match(rb'READY (\d+)(?: (\d+))?', line)
+    assert m, line
+    return m
+
+
 def start_backend(name, tmp_path, args=()):
     errpath = tmp_path / f'backend-{name}.stderr'
     with open(errpath, 'wb') as err:
         proc = subprocess.Popen([PY, str(BACKEND_PY), '--port', '0', '--name', name, *args],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + 15
-    line = b''
-    while not line.endswith(b'\n'):
-        left = deadline - time.monotonic()
-        if left <= 0 or not sel.select(left):
-            proc.kill()
-            raise RuntimeError(f'backend {name} did not start: {errpath.read_text()}')
-        chunk = os.read(proc.stdout.fileno(), 256)
-        if not chunk:
-            raise RuntimeError(f'backend {name} exited: {errpath.read_text()}')
-        line += chunk
-    sel.close()
+    m = read_ready(proc, f'backend {name}', errpath)
     proc.stdout.close()
-    m = re.match(rb'READY (\d+)', line)
-    assert m, line
     return Backend(name, proc, int(m.group(1)), errpath)
 
 

@@ -6,14 +6,13 @@ import http.client
 import json
 import os
 import re
-import selectors
 import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import PY, HERE, run_tollgate
+from conftest import PY, HERE, read_ready, run_tollgate
 
 H2_BACKEND = HERE / 'h2_backend.py'
 
@@ -31,22 +30,7 @@ def start_h2_backend(tmp_path, *args):
     err = open(tmp_path / f'h2-backend-{time.monotonic_ns()}.stderr', 'wb')
     proc = subprocess.Popen([PY, str(H2_BACKEND), *args], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=err)
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    line = b''
-    deadline = time.monotonic() + 15
-    while not line.endswith(b'\n'):
-        left = deadline - time.monotonic()
-        if left <= 0 or not sel.select(left):
-            proc.kill()
-            raise RuntimeError('h2 backend did not start')
-        chunk = os.read(proc.stdout.fileno(), 256)
-        if not chunk:
-            raise RuntimeError('h2 backend exited')
-        line += chunk
-    sel.close()
-    m = re.match(rb'READY (\d+)', line)
-    assert m, line
+    m = read_ready(proc, 'h2 backend')
     return H2Backend(proc, int(m.group(1)))
 
 

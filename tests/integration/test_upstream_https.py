@@ -9,8 +9,6 @@ import hashlib
 import http.client
 import json
 import os
-import re
-import selectors
 import socket
 import ssl
 import subprocess
@@ -21,7 +19,7 @@ import pytest
 
 import backend as origin
 from conftest import (HERE, PY, RawConn, assert_gateway_error, build_request, http_request,
-                      run_tollgate, wait_until)
+                      read_ready, run_tollgate, wait_until)
 from test_upstream_h2 import make_ca
 
 HTTPS_BACKEND = HERE / 'https_backend.py'
@@ -58,21 +56,8 @@ def https_backends(tmp_path):
         proc = subprocess.Popen([PY, str(HTTPS_BACKEND), '--cert', str(cert), '--key', str(key),
                                  '--host', host, *args],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        line, deadline = b'', time.monotonic() + 15
-        while not line.endswith(b'\n'):
-            left = deadline - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                proc.kill()
-                raise RuntimeError('https backend did not start')
-            chunk = os.read(proc.stdout.fileno(), 256)
-            if not chunk:
-                raise RuntimeError('https backend exited')
-            line += chunk
-        sel.close()
-        m = re.match(rb'READY (\d+) (\d+)', line)
-        assert m, line
+        m = read_ready(proc, 'https backend')
+        assert m.group(2), 'https backend: no control port in its READY line'
         b = HttpsBackend(proc, host, int(m.group(1)), int(m.group(2)))
         started.append(b)
         return b

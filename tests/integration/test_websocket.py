@@ -3,8 +3,6 @@ client and server (ws_backend.py), HTTP/1.1 Upgrade tunnelled to the upstream.""
 import asyncio
 import json
 import os
-import re
-import selectors
 import socket
 import subprocess
 import time
@@ -12,7 +10,7 @@ import time
 import pytest
 import websockets
 
-from conftest import PY, HERE
+from conftest import PY, HERE, read_ready
 
 WS_BACKEND = HERE / 'ws_backend.py'
 
@@ -22,20 +20,7 @@ def ws_backend(tmp_path):
     err = open(tmp_path / 'ws-backend.stderr', 'wb')
     proc = subprocess.Popen([PY, str(WS_BACKEND)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=err)
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    line, deadline = b'', time.monotonic() + 15
-    while not line.endswith(b'\n'):
-        left = deadline - time.monotonic()
-        if left <= 0 or not sel.select(left):
-            proc.kill()
-            raise RuntimeError('ws backend did not start')
-        chunk = os.read(proc.stdout.fileno(), 256)
-        if not chunk:
-            raise RuntimeError('ws backend exited')
-        line += chunk
-    sel.close()
-    port = int(re.match(rb'READY (\d+)', line).group(1))
+    port = int(read_ready(proc, 'ws backend').group(1))
     yield f'127.0.0.1:{port}'
     proc.kill()
     proc.wait(timeout=10)
