@@ -208,6 +208,30 @@ def test_grpc_no_route_is_not_grpc(tollgate, grpc_server):
 
 # ---------------------------------------------------------------- gRPC-Web
 
+def read_http1_until_close(s):
+    """Reads an HTTP/1.1 answer on socket s until the server closes; returns
+    (head, body) with a chunked body de-chunked. Closes s."""
+    data = b''
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        data += c
+    s.close()
+    head, _, rest = data.partition(b'\r\n\r\n')
+    if b'transfer-encoding: chunked' not in head.lower():
+        return head, rest
+    body = b''
+    while rest:
+        line, _, rest = rest.partition(b'\r\n')
+        n = int(line, 16)
+        if n == 0:
+            break
+        body += rest[:n]
+        rest = rest[n + 2:]
+    return head, body
+
+
 def parse_web_frames(body):
     frames = []
     while body:
@@ -260,23 +284,8 @@ def test_grpc_web_text(tollgate, grpc_server):
     chunks = b''.join(b'%x\r\n%s\r\n' % (len(req[i:i + 3]), req[i:i + 3]) for i in range(0, len(req), 3))
     s.sendall(b'POST /test.Svc/Unary HTTP/1.1\r\nHost: h\r\nContent-Type: application/grpc-web-text\r\n'
               b'Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n' + chunks + b'0\r\n\r\n')
-    data = b''
-    while True:
-        c = s.recv(65536)
-        if not c:
-            break
-        data += c
-    s.close()
-    head, _, rest = data.partition(b'\r\n\r\n')
+    head, decoded = read_http1_until_close(s)
     assert head.startswith(b'HTTP/1.1 200'), head
-    decoded = b''
-    while rest:
-        line, _, rest = rest.partition(b'\r\n')
-        n = int(line, 16)
-        if n == 0:
-            break
-        decoded += rest[:n]
-        rest = rest[n + 2:]
     frames = parse_web_frames(base64.b64decode(decoded))
     assert frames[0] == (0, b'echo:texty')
 

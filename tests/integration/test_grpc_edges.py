@@ -23,7 +23,7 @@ import h2.exceptions
 import pytest
 
 from conftest import wait_until
-from test_grpc import cfg, grpc_frame, parse_web_frames, web_trailers
+from test_grpc import cfg, grpc_frame, parse_web_frames, read_http1_until_close, web_trailers
 from test_h2 import H2
 
 SVC = 'test.Svc'
@@ -144,24 +144,9 @@ def test_deadline_after_head_grpc_web_trailer_frame(tollgate, stalling):
     s.sendall(b'POST /test.Svc/ServerStream HTTP/1.1\r\nHost: h\r\n'
               b'Content-Type: application/grpc-web+proto\r\ngrpc-timeout: 1S\r\n'
               b'Connection: close\r\nContent-Length: %d\r\n\r\n' % len(body) + body)
-    data = b''
-    while True:
-        c = s.recv(65536)
-        if not c:
-            break
-        data += c
-    s.close()
-    head, _, rest = data.partition(b'\r\n\r\n')
+    head, decoded = read_http1_until_close(s)
     assert head.startswith(b'HTTP/1.1 200'), head
     assert b'transfer-encoding: chunked' in head.lower()
-    decoded = b''
-    while rest:
-        line, _, rest = rest.partition(b'\r\n')
-        n = int(line, 16)
-        if n == 0:
-            break
-        decoded += rest[:n]
-        rest = rest[n + 2:]
     frames = parse_web_frames(decoded)
     assert frames[0] == (0, b'first')
     assert frames[-1][0] == 0x80
@@ -257,24 +242,8 @@ def web_text_post(gw, body_chunks, ctype=b'application/grpc-web-text', path=b'/t
         if c:
             s.sendall(b'%x\r\n%s\r\n' % (len(c), c))
     s.sendall(b'0\r\n\r\n')
-    data = b''
-    while True:
-        c = s.recv(65536)
-        if not c:
-            break
-        data += c
-    s.close()
-    head, _, rest = data.partition(b'\r\n\r\n')
-    out = b''
-    if b'chunked' in head.lower():
-        while rest:
-            line, _, rest = rest.partition(b'\r\n')
-            n = int(line, 16)
-            if n == 0:
-                break
-            out += rest[:n]
-            rest = rest[n + 2:]
-    return head, out
+    head, body = read_http1_until_close(s)
+    return head, body if b'transfer-encoding: chunked' in head.lower() else b''
 
 
 def split_oddly(b, sizes=(1, 2, 5, 3, 7, 4, 11)):
