@@ -7,6 +7,7 @@
 #include "upstream/balancer.h"
 #include "upstream/resilience.h"
 #include "config/config.h"
+#include "check_run.h"
 
 #define MAXS 8
 #define PICKS 10000
@@ -381,9 +382,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tg_check_run(suite());
 }

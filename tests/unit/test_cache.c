@@ -5,6 +5,7 @@
 #include <string.h>
 #include "store/cache.h"
 #include "store/cache_policy.h"
+#include "check_run.h"
 
 #define S(x) tg_str((x), strlen(x))
 
@@ -194,9 +195,5 @@ int main(void)
     tcase_add_test(ts, lru_eviction_and_refcount_survival);
     tcase_add_test(ts, purge_by_prefix_and_tag);
     suite_add_tcase(s, ts);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tg_check_run(s);
 }

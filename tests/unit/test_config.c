@@ -10,48 +10,10 @@
 #include <sys/un.h>
 #include <time.h>
 #include "config/config.h"
+#include "config_fixture.h"
+#include "check_run.h"
 
 /* ---- helpers ---- */
-
-static tg_config_t *load(const char *yaml, tg_config_errors_t *e)
-{
-    memset(e, 0, sizeof *e);
-    return tg_config_load_string("t.yaml", yaml, strlen(yaml), e);
-}
-
-static tg_config_t *load_ok(const char *yaml)
-{
-    tg_config_errors_t e;
-    tg_config_t *c = load(yaml, &e);
-    for (size_t i = 0; i < e.n; i++)
-        fprintf(stderr, "unexpected: %s\n", e.v[i].text);
-    ck_assert_uint_eq(e.n, 0);
-    ck_assert_ptr_nonnull(c);
-    tg_config_errors_free(&e);
-    return c;
-}
-
-/* Asserts the load fails and one error reads exactly `want` (or, with
- * exact == false, contains it). Returns the number of errors. */
-static size_t expect_err(const char *yaml, const char *want, bool exact)
-{
-    tg_config_errors_t e;
-    tg_config_t *c = load(yaml, &e);
-    ck_assert_ptr_null(c);
-    bool found = false;
-    for (size_t i = 0; i < e.n; i++)
-        found |= exact ? strcmp(e.v[i].text, want) == 0 : strstr(e.v[i].text, want) != NULL;
-    if (!found)
-        for (size_t i = 0; i < e.n; i++)
-            fprintf(stderr, "  got: %s\n", e.v[i].text);
-    ck_assert_msg(found, "missing error: %s", want);
-    size_t n = e.n;
-    tg_config_errors_free(&e);
-    return n;
-}
-
-#define EXPECT_EXACT(yaml, want) expect_err((yaml), (want), true)
-#define EXPECT_SUB(yaml, want) expect_err((yaml), (want), false)
 
 static const char *ups = "upstreams:\n  users: { servers: [\"u:80\"] }\n  billing: { servers: [\"b:80\"] }\n";
 
@@ -744,9 +706,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tg_check_run(config_suite());
 }

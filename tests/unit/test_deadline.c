@@ -4,6 +4,7 @@
 #include <check.h>
 #include <uv.h>
 #include "runtime/deadline.h"
+#include "check_run.h"
 
 typedef struct probe {
     int fired;
@@ -114,9 +115,5 @@ int main(void)
     tcase_add_test(tc, earlier_set_rearms);
     tcase_add_test(tc, clear_suppresses_and_set_revives);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tg_check_run(s);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "http/h1.h"
+#include "check_run.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define MAXH 64
@@ -161,9 +162,5 @@ static Suite *edge_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(edge_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tg_check_run(edge_suite());
 }

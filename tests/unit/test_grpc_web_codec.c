@@ -4,6 +4,7 @@
 #include <check.h>
 #include <string.h>
 #include "http/grpc_web_codec.h"
+#include "check_run.h"
 
 /* Decodes s fed in pieces of `step` characters with `room` bytes of output
  * per call; returns the verdict, the bytes in out. */
@@ -129,9 +130,5 @@ int main(void)
     tcase_add_test(tc, encode_pieces);
     tcase_add_test(tc, frames);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tg_check_run(s);
 }

@@ -8,6 +8,7 @@
 #include "http/h1.h"
 #include "http/msg.h"
 #include "http/path.h"
+#include "check_run.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define MAXH 128
@@ -1079,9 +1080,5 @@ static Suite *http_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(http_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tg_check_run(http_suite());
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "filters/json_schema.h"
+#include "check_run.h"
 
 typedef struct vcase {
     const char *schema;
@@ -131,9 +132,5 @@ int main(void)
     tcase_add_loop_test(tc, test_bad_schemas, 0, (int)(sizeof bad_schemas / sizeof bad_schemas[0]));
     tcase_add_test(tc, test_ref_cycle_is_bounded);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tg_check_run(s);
 }

@@ -6,39 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config/config.h"
-
-static tg_config_t *load(const char *yaml, tg_config_errors_t *e)
-{
-    memset(e, 0, sizeof *e);
-    return tg_config_load_string("p.yaml", yaml, strlen(yaml), e);
-}
-
-static tg_config_t *load_ok(const char *yaml)
-{
-    tg_config_errors_t e;
-    tg_config_t *c = load(yaml, &e);
-    for (size_t i = 0; i < e.n; i++)
-        fprintf(stderr, "unexpected: %s\n", e.v[i].text);
-    ck_assert_uint_eq(e.n, 0);
-    ck_assert_ptr_nonnull(c);
-    tg_config_errors_free(&e);
-    return c;
-}
-
-static void expect_err(const char *yaml, const char *want)
-{
-    tg_config_errors_t e;
-    tg_config_t *c = load(yaml, &e);
-    ck_assert_ptr_null(c);
-    bool found = false;
-    for (size_t i = 0; i < e.n; i++)
-        found |= strcmp(e.v[i].text, want) == 0;
-    if (!found)
-        for (size_t i = 0; i < e.n; i++)
-            fprintf(stderr, "  got: %s\n", e.v[i].text);
-    ck_assert_msg(found, "missing error: %s", want);
-    tg_config_errors_free(&e);
-}
+#define CFX_FILE "p.yaml"
+#include "config_fixture.h"
+#include "check_run.h"
 
 START_TEST(protocols_and_tls_parse)
 {
@@ -74,18 +44,18 @@ END_TEST
 
 START_TEST(cross_checks)
 {
-    expect_err("upstreams:\n  b:\n    servers: [\"b:443\"]\n    protocol: h2\nroutes:\n  - { upstream: b }\n",
+    EXPECT_EXACT("upstreams:\n  b:\n    servers: [\"b:443\"]\n    protocol: h2\nroutes:\n  - { upstream: b }\n",
                "p.yaml:4:15: upstreams.b.protocol: h2 is HTTP/2 over TLS and needs tls: "
                "(use h2c for cleartext HTTP/2)");
-    expect_err("upstreams:\n  b:\n    servers: [\"b:443\"]\n    protocol: h2c\n    tls: { verify: true }\n"
+    EXPECT_EXACT("upstreams:\n  b:\n    servers: [\"b:443\"]\n    protocol: h2c\n    tls: { verify: true }\n"
                "routes:\n  - { upstream: b }\n",
                "p.yaml:5:10: upstreams.b.tls: h2c is cleartext HTTP/2 (use protocol: h2 for HTTP/2 over TLS)");
-    expect_err("upstreams:\n  b: { servers: [\"b:80\"], protocol: h2c }\nroutes:\n  - upstream: b\n    websocket: true\n",
+    EXPECT_EXACT("upstreams:\n  b: { servers: [\"b:80\"], protocol: h2c }\nroutes:\n  - upstream: b\n    websocket: true\n",
                "p.yaml:5:16: routes[0].websocket: WebSocket is tunnelled to HTTP/1.1 upstreams only; "
                "upstream \"b\" speaks another protocol");
-    expect_err("upstreams:\n  b: { servers: [\"b:80\"] }\nroutes:\n  - upstream: b\n    grpc_web: true\n",
+    EXPECT_EXACT("upstreams:\n  b: { servers: [\"b:80\"] }\nroutes:\n  - upstream: b\n    grpc_web: true\n",
                "p.yaml:5:15: routes[0].grpc_web: needs an upstream with protocol: grpc; upstream \"b\" is not one");
-    expect_err("upstreams:\n  b:\n    servers: [\"b:80\"]\n    protocol: grpc\n    tls: { cert: /nonexistent.pem }\n"
+    EXPECT_EXACT("upstreams:\n  b:\n    servers: [\"b:80\"]\n    protocol: grpc\n    tls: { cert: /nonexistent.pem }\n"
                "routes:\n  - { upstream: b }\n",
                "p.yaml:5:10: upstreams.b.tls: cert and key go together: give both or neither");
 }
@@ -106,7 +76,7 @@ END_TEST
 
 START_TEST(bad_values)
 {
-    expect_err("upstreams:\n  b:\n    servers: [\"b:80\"]\n    protocol: grpc\n    tls: { sni: \"a b\" }\n"
+    EXPECT_EXACT("upstreams:\n  b:\n    servers: [\"b:80\"]\n    protocol: grpc\n    tls: { sni: \"a b\" }\n"
                "routes:\n  - { upstream: b }\n",
                "p.yaml:5:17: upstreams.b.tls.sni: expected a server name like users.internal, got \"a b\"");
     tg_config_errors_t e;
@@ -129,9 +99,5 @@ int main(void)
     tcase_add_test(tc, bad_values);
     tcase_add_test(tc, health_check_on_http2_upstreams);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tg_check_run(s);
 }

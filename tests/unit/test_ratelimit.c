@@ -9,6 +9,7 @@
 #include <string.h>
 #include "config/config.h"
 #include "store/ratelimit.h"
+#include "check_run.h"
 
 #define MS 1000000ull          /* ns */
 #define SEC (1000ull * MS)
@@ -365,9 +366,5 @@ static Suite *ratelimit_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ratelimit_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tg_check_run(ratelimit_suite());
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "router_fixture.h"
+#include "check_run.h"
 
 /* Index of the matched route or -1; also checks the index agrees with the
  * plain in-order scan. */
@@ -670,9 +671,5 @@ int main(void)
     tcase_add_test(tc, test_threads);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, rewrite_tcase());
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tg_check_run(s);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "config/config.h"
 #include "router/router.h"
+#include "check_run.h"
 
 static tg_config_t *load(const char *yaml)
 {
@@ -143,9 +144,5 @@ int main(void)
     tcase_add_test(tc, acl_and_consumers);
     tcase_add_test(tc, router_json);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return tg_check_run(s);
 }

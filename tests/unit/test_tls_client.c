@@ -6,6 +6,7 @@
 #include <openssl/x509.h>
 #include <string.h>
 #include "upstream/tls_client.h"
+#include "check_run.h"
 
 typedef struct peer {
     SSL_CTX *sctx;
@@ -199,9 +200,5 @@ int main(void)
     tcase_add_test(tc, verified_session_refuses_unknown_issuer);
     tcase_add_test(tc, no_context_no_session);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tg_check_run(s);
 }

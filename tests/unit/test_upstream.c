@@ -4,6 +4,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include "upstream/upstream.h"
+#include "check_run.h"
 
 typedef struct fixture {
     tg_upstream_cfg_t cfg;
@@ -115,9 +116,5 @@ int main(void)
     tcase_add_test(tc, swrr_unresolved_server_skipped);
     tcase_add_test(tc, server_addr_rotates);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tg_check_run(s);
 }
