@@ -220,8 +220,13 @@ int tg_runtime_run(tg_config_t *cfg)
         sigs[i]->data = rt;
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
-    if (start_workers(rt) < 0) {
+    /* The admin API listens before the traffic ports: once a client can reach
+     * the gateway, an operator can reach /health, /metrics and /config too. */
+    tg_gateway_metrics_register();
+    if (tg_reload_init(rt) < 0 || tg_admin_start(rt) < 0 || start_workers(rt) < 0) {
         tg_log_error("start-up failed");
+        tg_admin_close(rt);
+        tg_reload_close(rt);
         uv_walk(&rt->loop, close_handle, NULL);
         uv_run(&rt->loop, UV_RUN_DEFAULT);
         uv_loop_close(&rt->loop);
@@ -240,11 +245,6 @@ int tg_runtime_run(tg_config_t *cfg)
     uv_timer_start(&rt->dns_timer, on_dns_timer, DNS_REFRESH_MS, DNS_REFRESH_MS);
     /* Active health checks: once per server for the whole process, here. */
     rt->health = tg_health_start(&rt->loop, &rt->gen->ups);
-    tg_gateway_metrics_register();
-    if (tg_reload_init(rt) < 0 || tg_admin_start(rt) < 0) {
-        rt->exit_code = 1; /* logged; the workers are running: stop them */
-        command_all(rt, TG_CMD_STOP);
-    }
     uv_run(&rt->loop, UV_RUN_DEFAULT);
     tg_health_stop(rt->health);
     rt->health = NULL;
