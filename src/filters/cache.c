@@ -490,6 +490,16 @@ static tg_filter_ret_t cache_on_request(tg_exchange_t *ex, void *state)
     return TG_FILTER_CONTINUE;
 }
 
+/* The upstream's answer is whole: it is stored now, before its last bytes
+ * reach the client, so the client's next request (on any worker) finds it. */
+static void cache_on_response_complete(tg_exchange_t *ex, void *state)
+{
+    (void)state;
+    tg_cache_ex_t *st = *tg_ex_filter_slot(ex, tg_cache_filter_index());
+    if (st)
+        tg__cache_finish(st, true);
+}
+
 static void cache_on_end(tg_exchange_t *ex, void *state, bool complete)
 {
     (void)state;
@@ -568,6 +578,7 @@ const tg_filter_t tg_filter_cache = {
     .on_request = cache_on_request,
     .on_response_head = tg__cache_on_response_head,
     .on_response_body = tg__cache_on_response_body,
+    .on_response_complete = cache_on_response_complete,
     .on_end = cache_on_end,
 };
 

@@ -41,6 +41,10 @@ typedef struct tg_filter {
     void (*on_response_head)(tg_exchange_t *ex, void *state, int status);
     /* Optional: response body bytes as they stream (observe only). */
     void (*on_response_body)(tg_exchange_t *ex, void *state, const char *p, size_t n);
+    /* Optional: the upstream's response arrived whole. Called before its end
+     * goes downstream, so that what a filter records from it (a cache entry)
+     * is in place by the time the client can send its next request. */
+    void (*on_response_complete)(tg_exchange_t *ex, void *state);
     /* Optional: the exchange ends; complete = the response was sent whole. */
     void (*on_end)(tg_exchange_t *ex, void *state, bool complete);
 } tg_filter_t;

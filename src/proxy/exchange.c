@@ -202,6 +202,13 @@ void tg__ex_filters_response_body(tg_exchange_t *ex, const char *p, size_t n)
             tg_filters[f]->on_response_body(ex, tg_filter_state(&ex->gen->filters, ex->route->index, f), p, n);
 }
 
+void tg__ex_filters_response_complete(tg_exchange_t *ex)
+{
+    for (size_t f = 0; f < tg_nfilters; f++)
+        if (ex->filter_ran[f] && tg_filters[f]->on_response_complete)
+            tg_filters[f]->on_response_complete(ex, tg_filter_state(&ex->gen->filters, ex->route->index, f));
+}
+
 void tg__ex_filters_end(tg_exchange_t *ex, bool complete)
 {
     if (ex->filter_ran == NULL || ex->route == NULL)
@@ -606,6 +613,7 @@ static void ev_end(void *ctx, const tg_header_t *trailers, size_t n)
      * connection itself is released after the flush: pending body slices
      * may point into its read buffer. */
     tg__ex_server_release(ex);
+    tg__ex_filters_response_complete(ex); /* e.g. a cache entry: stored before it is seen */
     tg__ex_grpc_web_end(ex, &trailers, &n); /* gRPC-Web: trailers into the body */
     ex->ops->response_end(ex->ctx, ex, trailers, n);
     int r = ex->ops->flush(ex->ctx);

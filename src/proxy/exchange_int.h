@@ -99,6 +99,7 @@ void tg__ex_run_filters(tg_exchange_t *ex);
 /* Response hooks of the filters that ran. */
 void tg__ex_filters_response_head(tg_exchange_t *ex, int status);
 void tg__ex_filters_response_body(tg_exchange_t *ex, const char *p, size_t n);
+void tg__ex_filters_response_complete(tg_exchange_t *ex);
 /* Runs on_end of every filter that ran (once). */
 void tg__ex_filters_end(tg_exchange_t *ex, bool complete);
 
