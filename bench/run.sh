@@ -100,7 +100,15 @@ if [ "$layout" = pinned ]; then
     [ "$(nproc)" -ge 2 ] || { echo "bench: the pinned layout needs 2 CPUs (try --layout none)" >&2; exit 1; }
     pin=(taskset -c 1)
 fi
-"${pin[@]}" "$bin" -c "$cfg" >"$out/tollgate.log" 2>&1 &
+# In its own session, as the harness starts its peer proxies (start_new_session):
+# with autogroup scheduling (kernel.sched_autogroup_enabled=1, the Debian
+# default) a proxy left in this script's session shares wrk's task group, and
+# CFS splits that group's weight between CPU 1 (the proxy) and CPU 0 (wrk), so
+# wrk gets less of CPU 0 than the origin and every rate drops (measured: 0.89x
+# nginx in the same session, 1.0x in its own; docs/performance.md). setsid
+# execs in place here (a background job of a script is no group leader), so
+# $! is tollgate's pid.
+setsid "${pin[@]}" "$bin" -c "$cfg" >"$out/tollgate.log" 2>&1 &
 pid=$!
 fwd_pid=
 stop() {
@@ -175,7 +183,7 @@ http {
   }
 }
 NGINX
-    "${pin[@]}" nginx -c "$out/nginx-fwd.conf" >"$out/nginx-fwd.log" 2>&1 &
+    setsid "${pin[@]}" nginx -c "$out/nginx-fwd.conf" >"$out/nginx-fwd.log" 2>&1 & # own session: see above
     fwd_pid=$!
     for i in $(seq 100); do
         kill -0 "$fwd_pid" 2>/dev/null || { echo "bench: nginx-fwd exited at start:" >&2; cat "$out/nginx-fwd.log" "$out/nginx-fwd.error.log" >&2; exit 1; }
