@@ -121,6 +121,8 @@ typedef struct tg_status_range {
     uint16_t lo, hi;              /* inclusive */
 } tg_status_range_t;
 
+#define TG_HEALTH_SERVICE_MAX 127    /* health_check.service: a one-byte protobuf length */
+
 typedef struct tg_health_check_cfg {
     const char *path;             /* "/" */
     uint64_t interval_ms;         /* 5s */
@@ -129,6 +131,7 @@ typedef struct tg_health_check_cfg {
     uint32_t unhealthy;           /* 3 consecutive failures to go out */
     const tg_status_range_t *expect; /* default [200-399] */
     size_t nexpect;
+    const char *service;          /* grpc: the HealthCheckRequest service; "" = the whole server */
 } tg_health_check_cfg_t;
 
 typedef struct tg_outlier_cfg {

@@ -202,6 +202,8 @@ static void resilience(out_t *o, json_t *j, const tg_upstream_cfg_t *u)
         put(o, sub, "timeout", duration(hc->timeout_ms));
         put(o, sub, "healthy", json_integer(hc->healthy));
         put(o, sub, "unhealthy", json_integer(hc->unhealthy));
+        if (u->protocol == TG_PROTO_GRPC)
+            put(o, sub, "service", json_string(hc->service));
         if ((arr = put(o, sub, "expect", json_array())) != NULL) {
             for (size_t i = 0; i < hc->nexpect; i++) {
                 char r[16];

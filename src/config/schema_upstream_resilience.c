@@ -120,10 +120,29 @@ static void hc_expect(tg__ctx_t *cx, tg__node_t *v, void *obj)
     hc->nexpect = n;
 }
 
+/* A gRPC service name as grpc.health.v1 knows it ("pkg.Service"): printable
+ * ASCII without spaces, short enough for a one-byte protobuf length. */
+static void hc_service(tg__ctx_t *cx, tg__node_t *v, void *obj)
+{
+    const char *s;
+    if (!tg__str(cx, v, &s))
+        return;
+    size_t n = strlen(s);
+    bool ok = n <= TG_HEALTH_SERVICE_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)s[i] > 0x20 && (unsigned char)s[i] < 0x7f;
+    if (!ok) {
+        tg__err(cx, v, "expected a gRPC service name like \"pkg.Service\" (up to %d visible ASCII "
+                       "characters, no spaces), got \"%s\"", TG_HEALTH_SERVICE_MAX, s);
+        return;
+    }
+    ((hc_obj_t *)obj)->hc->service = s;
+}
+
 static const tg__key_t hc_keys[] = {
     { "path", hc_path }, { "interval", hc_interval }, { "timeout", hc_timeout },
     { "healthy", hc_healthy }, { "unhealthy", hc_unhealthy }, { "expect", hc_expect },
-    { NULL, NULL },
+    { "service", hc_service }, { NULL, NULL },
 };
 static const tg__schema_t hc_schema = { "upstreams.*.health_check", hc_keys, false };
 
@@ -133,7 +152,7 @@ void tg__load_health_check(tg__ctx_t *cx, tg__node_t *v, tg_upstream_cfg_t *u)
     tg_health_check_cfg_t *hc = &u->health_check;
     *hc = (tg_health_check_cfg_t){ .path = "/", .interval_ms = 5000, .timeout_ms = 1000,
                                    .healthy = 2, .unhealthy = 3, .expect = &default_expect,
-                                   .nexpect = 1 };
+                                   .nexpect = 1, .service = "" };
     u->has_health_check = true;
     hc_obj_t o = { .hc = hc };
     if (!tg__apply(cx, v, &hc_schema, &o))

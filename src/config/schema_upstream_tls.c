@@ -108,6 +108,16 @@ void tg__upstream_protocol_finish(tg__ctx_t *cx, tg__node_t *n, tg_upstream_cfg_
                                                 "(use h2c for cleartext HTTP/2)");
         tg__path_pop(cx, mark);
     }
+    tg__node_t *hc = u->has_health_check ? tg__map_get(n, "health_check") : NULL;
+    tg__node_t *svc = hc && hc->kind == TG__NODE_MAP ? tg__map_get(hc, "service") : NULL;
+    if (svc && u->protocol != TG_PROTO_GRPC) {
+        size_t mark = tg__path_key(cx, "health_check");
+        size_t mark2 = tg__path_key(cx, "service");
+        tg__err(cx, svc, "service names the gRPC health service: it needs protocol: grpc "
+                         "(other protocols are checked with path and expect)");
+        tg__path_pop(cx, mark2);
+        tg__path_pop(cx, mark);
+    }
     if (u->protocol == TG_PROTO_H2C && u->tls.enabled) {
         size_t mark = tg__path_key(cx, "tls");
         tg__err(cx, tg__map_get(n, "tls"), "h2c is cleartext HTTP/2 (use protocol: h2 for "

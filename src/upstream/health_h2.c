@@ -98,8 +98,10 @@ static int cb_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
     return 0;
 }
 
-/* grpc: the request message, a length-prefixed empty HealthCheckRequest
- * (service "": the server as a whole). */
+/* grpc: the request message, a length-prefixed HealthCheckRequest
+ * { string service = 1; } — health_check.service, or empty ("": the server
+ * as a whole). The name is at most TG_HEALTH_SERVICE_MAX bytes, so its
+ * protobuf length is one byte. */
 static ssize_t grpc_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
                          nghttp2_data_source *src, void *arg)
 {
@@ -108,11 +110,22 @@ static ssize_t grpc_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     (void)src;
     tg_hh2_t *h = arg;
     *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (h->body_sent || len < 5)
+    size_t n = strlen(h->hc->service);
+    size_t msg = n ? 2 + n : 0; /* tag 1, wire type 2 (0x0a); length; bytes */
+    if (h->body_sent || len < 5 + msg)
         return 0;
-    memset(buf, 0, 5);
+    buf[0] = 0; /* not compressed */
+    buf[1] = 0;
+    buf[2] = 0;
+    buf[3] = 0;
+    buf[4] = (uint8_t)msg;
+    if (n) {
+        buf[5] = 0x0a;
+        buf[6] = (uint8_t)n;
+        memcpy(buf + 7, h->hc->service, n);
+    }
     h->body_sent = true;
-    return 5;
+    return (ssize_t)(5 + msg);
 }
 
 #define NV(n, v) { (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NO_COPY_NAME }

@@ -123,6 +123,7 @@ class GrpcServer:
     def __init__(self, name, health=SERVING):
         self.name, self.health = name, health
         self.checks = []
+        self.services = {}   # raw HealthCheckRequest -> status, for named services
         self.lock = threading.Lock()
         handlers = [grpc.method_handlers_generic_handler('test.Svc', {
             'Unary': grpc.unary_unary_rpc_method_handler(lambda req, ctx: self.name.encode())})]
@@ -137,7 +138,7 @@ class GrpcServer:
     def _check(self, req, ctx):
         with self.lock:
             self.checks.append(req)
-            return self.health
+            return self.services.get(req, self.health)
 
     @property
     def addr(self):
@@ -204,6 +205,39 @@ def test_grpc_server_without_health_service_or_killed_goes_down(tollgate, grpc_s
         got = [ch.unary_unary('/test.Svc/Unary')(b'x', timeout=20) for _ in range(9)]
     assert got == [b'a'] * 9, got
     assert f'server {a.addr} is down' not in gw.stderr()
+
+
+def test_grpc_health_check_asks_for_the_configured_service(tollgate, grpc_servers):
+    # HealthCheckRequest { service: "pkg.Orders" }: field 1, wire type 2, length 10
+    orders = b'\x0a\x0apkg.Orders'
+    a, b = grpc_servers('a'), grpc_servers('b')
+    a.services[orders] = SERVING
+    b.services[orders] = NOT_SERVING   # the server is up, that service is not
+    gw = tollgate(grpc_cfg([a, b], free_port(), extra=', service: pkg.Orders'))
+    log_seen(gw, rf'upstream g: server {b.addr} is down \(2 health check\(s\) failed, '
+                 r'last: NOT_SERVING\)')
+    assert set(a.checks) == {orders} and set(b.checks) == {orders}, (a.checks, b.checks)
+    with grpc.insecure_channel(gw.addr) as ch:
+        got = [ch.unary_unary('/test.Svc/Unary')(b'x', timeout=20) for _ in range(6)]
+    assert got == [b'a'] * 6, got
+    assert f'server {a.addr} is down' not in gw.stderr()
+
+
+@pytest.mark.parametrize('up, service, message', [
+    ('protocol: h2c', 'pkg.Orders', 'service names the gRPC health service: it needs protocol: grpc'),
+    ('protocol: grpc', '"pkg Orders"', 'expected a gRPC service name'),
+    ('protocol: grpc', 'x' * 128, 'expected a gRPC service name'),
+])
+def test_grpc_health_service_config_errors(tmp_path, up, service, message):
+    cfgp = tmp_path / 't.yaml'
+    cfgp.write_text('upstreams:\n'
+                    f'  g:\n    servers: ["127.0.0.1:1"]\n    {up}\n'
+                    f'    health_check:\n      service: {service}\n'
+                    'routes:\n  - { upstream: g }\n')
+    r = run_tollgate(['-t', '-c', str(cfgp)])
+    assert r.returncode == 1, r.stderr
+    assert f'{cfgp}:6:16' in r.stderr and 'upstreams.g.health_check.service' in r.stderr, r.stderr
+    assert message in r.stderr, r.stderr
 
 
 def test_health_check_on_http2_upstream_is_accepted(tmp_path):
