@@ -186,3 +186,18 @@ routes: [ {{ upstream: app }} ]
         blocker.close()
     assert cp.returncode == 1
     assert 'admin: cannot listen' in cp.stderr
+    # it stops before any traffic port opens: no worker was started
+    assert 'started' not in cp.stderr, cp.stderr
+
+
+def test_admin_answers_as_soon_as_the_traffic_port_accepts(tollgate, backends):
+    # No wait for the admin port: the tollgate fixture returns once the proxy
+    # port accepts, and by then the admin listener must be up.
+    b1, b2 = backends(2)
+    for _ in range(3):
+        admin = free_port()
+        gw = tollgate(CFG, admin=admin, b1=b1.addr, b2=b2.addr, token_line='')
+        r = http_request(admin, 'GET', '/health')
+        assert r.status == 200, r
+        err = gw.stderr()
+        assert err.index('admin API listening') < err.index('started:'), err
