@@ -32,6 +32,10 @@ typedef struct tg_downstream_ops {
     size_t (*response_body)(void *ctx, const char *p, size_t n);
     /* Queue the end of the response (trailers copied). */
     int (*response_end)(void *ctx, tg_exchange_t *ex, const tg_header_t *trailers, size_t n);
+    /* Optional: copy the queued body bytes, so that they no longer borrow the
+     * caller's buffer (whose source is going away) and can still be sent
+     * before the end. 0, or -1 (cannot: the caller cuts the stream instead). */
+    int (*own_body)(void *ctx);
     /* Write what is queued: 0 done, 1 pending (tg_exchange_downstream_drained
      * follows), < 0 failed (the stream is gone: the codec will call
      * tg_exchange_abort later, from its own stack). */

@@ -151,12 +151,16 @@ uint64_t tg__ex_grpc_deadline_left(tg_exchange_t *ex)
 bool tg__ex_grpc_end_status(tg_exchange_t *ex, int code, const char *msg)
 {
     /* Trailers reach an HTTP/2 client, or a gRPC-Web one in the body; an
-     * HTTP/1.1 native gRPC client may not read them: cut instead. Pending
-     * body slices may point into the upstream stream's buffer, which goes
-     * with it: cut too. A Content-Length answer cannot end early. */
+     * HTTP/1.1 native gRPC client may not read them: cut instead. A
+     * Content-Length answer cannot end early. */
     if (!tg__ex_is_grpc_route(ex) || ex->ops == NULL || !ex->resp_head_sent || ex->resp_done ||
-        ex->down_pending || ex->head_req || (ex->req.version_major != 2 && ex->gw == NULL) ||
+        ex->head_req || (ex->req.version_major != 2 && ex->gw == NULL) ||
         tg_headers_find(ex->resp_h, ex->resp_n, "content-length") != NULL)
+        return false;
+    /* Body bytes still queued for a slow client point into the upstream
+     * stream's buffer, which goes with it: the codec copies them (HTTP/2), or
+     * the stream is cut (HTTP/1.1 writes already hold them). */
+    if (ex->down_pending && (ex->ops->own_body == NULL || ex->ops->own_body(ex->ctx) < 0))
         return false;
     tg_header_t *t = tg_arena_alloc(&ex->arena, 2 * sizeof *t);
     char *c = tg_arena_printf(&ex->arena, "%d", code);

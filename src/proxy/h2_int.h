@@ -87,6 +87,7 @@ struct h2_stream {
     nghttp2_nv *trailers;         /* copied at response_end (malloc'd with their bytes) */
     size_t ntrailers;
     char *errbody;                /* a codec-made answer's body */
+    char *kept;                   /* body bytes copied by own_body, q[0] points into it */
     uint64_t deadline;            /* uv_now ms: body gap or send stall; 0 = none */
 };
 

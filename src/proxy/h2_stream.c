@@ -45,6 +45,7 @@ static void stream_free(h2_stream_t *s)
     free(s->rb);
     free(s->trailers);
     free(s->errbody);
+    free(s->kept);
     free(s);
 }
 
@@ -636,10 +637,36 @@ static void op_done(void *ctx, bool ok)
     h2__queue(s);
 }
 
+static size_t queued(const h2_stream_t *s);
+
+/* The queued slices become one copy the stream owns (a gRPC deadline ends
+ * the upstream stream whose buffer they point into, while they still wait
+ * for the client's window). */
+static int op_own_body(void *ctx)
+{
+    h2_stream_t *s = ctx;
+    size_t n = queued(s);
+    char *b = n ? malloc(n) : NULL;
+    if (n && b == NULL)
+        return -1;
+    for (size_t i = 0, o = 0; i < s->qn; i++) {
+        size_t from = i == 0 ? s->qoff : 0;
+        memcpy(b + o, s->q[i].base + from, s->q[i].len - from);
+        o += s->q[i].len - from;
+    }
+    free(s->kept);
+    s->kept = b;
+    s->q[0] = uv_buf_init(b, (unsigned)n);
+    s->qn = n ? 1 : 0;
+    s->qoff = 0;
+    return 0;
+}
+
 static const tg_downstream_ops_t h2_ops = {
     .response_head = op_response_head,
     .response_body = op_response_body,
     .response_end = op_response_end,
+    .own_body = op_own_body,
     .flush = op_flush,
     .resume_request = op_resume_request,
     .send_continue = op_send_continue,

@@ -21,6 +21,7 @@
 /* Per-stream receive window: the most response bytes one stream buffers
  * while its client is slow (a slow client never stalls other streams). */
 #define TG_H2_STREAM_WINDOW (256 * 1024)
+#define H2U_RETIRED 5 /* log2(TG_H2_STREAM_WINDOW / 16 KiB) + 1 */
 /* Connection receive window: room for many slow streams at once. */
 #define TG_H2_CONN_WINDOW (16 * 1024 * 1024)
 /* Streams per connection (fewer when the server says so; nghttp2 queues the
@@ -98,6 +99,12 @@ typedef struct tg_h2us {
     int fail_err;
     char *dbuf;                 /* received DATA, malloc'd, <= TG_H2_STREAM_WINDOW */
     size_t dlen, dcap, dgiven;  /* dgiven: taken by the exchange, not yet released */
+    /* Buffers outgrown while the exchange still held bytes in them: those
+     * bytes must not move (its downstream writes them later), so growth
+     * copies the rest into a new dbuf and keeps the old one until release.
+     * Doubling from 16 KiB to the window: at most H2U_RETIRED at a time. */
+    char *retired[H2U_RETIRED];
+    size_t nretired, retired_given; /* retired_given: their lent bytes, not yet consumed */
     uint64_t response_timeout_ms;
     uint64_t deadline_at;       /* uv_now ms; 0 = none */
 } tg_h2us_t;

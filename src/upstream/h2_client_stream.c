@@ -10,6 +10,14 @@ static const tg_upconn_ops_t h2us_ops;
 
 static void on_stream_timer_closed(uv_handle_t *h) { free(h->data); }
 
+static void free_retired(tg_h2us_t *s)
+{
+    for (size_t i = 0; i < s->nretired; i++)
+        free(s->retired[i]);
+    s->nretired = 0;
+    s->retired_given = 0;
+}
+
 /* Frees a detached stream once nghttp2 is done with it. */
 static void stream_maybe_free(tg_h2us_t *s)
 {
@@ -18,9 +26,10 @@ static void stream_maybe_free(tg_h2us_t *s)
         return;
     if (c->ng && s->id >= 0) {
         nghttp2_session_set_stream_user_data(c->ng, s->id, NULL);
-        if (s->dlen) /* bytes never released: give the connection window back */
-            nghttp2_session_consume_connection(c->ng, s->dlen);
+        if (s->dlen + s->retired_given) /* bytes never released: give the connection window back */
+            nghttp2_session_consume_connection(c->ng, s->dlen + s->retired_given);
     }
+    free_retired(s);
     tg_list_remove(&s->node);
     if (tg_list_linked(&s->rnode))
         tg_list_remove(&s->rnode);
@@ -117,13 +126,48 @@ tg_h2us_t *tg__h2u_new(tg_h2uconn_t *c, const tg_upstream_events_t *ev, void *ct
  * windows (the exchange's downstream flush completed). */
 static void release_given(tg_h2us_t *s)
 {
-    if (s->dgiven == 0)
+    if (s->dgiven + s->retired_given == 0)
         return;
     if (s->conn->ng && s->id >= 0)
-        nghttp2_session_consume(s->conn->ng, s->id, s->dgiven);
+        nghttp2_session_consume(s->conn->ng, s->id, s->dgiven + s->retired_given);
+    free_retired(s);
     memmove(s->dbuf, s->dbuf + s->dgiven, s->dlen - s->dgiven);
     s->dlen -= s->dgiven;
     s->dgiven = 0;
+}
+
+/* Room for len more bytes in dbuf. Bytes lent to the exchange never move:
+ * with some lent, a buffer twice the size takes the rest and the old one is
+ * kept (retired) until release_given. Unreleased bytes never exceed the
+ * stream window, so from 16 KiB the doublings stop within H2U_RETIRED.
+ * 0, or -1 (out of memory). */
+static int grow_dbuf(tg_h2us_t *s, size_t len)
+{
+    if (s->dlen + len <= s->dcap)
+        return 0;
+    size_t keep = s->dlen - s->dgiven; /* the bytes not lent */
+    size_t cap = s->dcap ? s->dcap * 2 : 16384;
+    while (cap < keep + len)
+        cap *= 2;
+    if (s->dgiven == 0) {
+        char *p = realloc(s->dbuf, cap);
+        if (p == NULL)
+            return -1;
+        s->dbuf = p;
+        s->dcap = cap;
+        return 0;
+    }
+    char *p = s->nretired < H2U_RETIRED ? malloc(cap) : NULL;
+    if (p == NULL)
+        return -1;
+    memcpy(p, s->dbuf + s->dgiven, keep);
+    s->retired[s->nretired++] = s->dbuf;
+    s->retired_given += s->dgiven;
+    s->dbuf = p;
+    s->dcap = cap;
+    s->dlen = keep;
+    s->dgiven = 0;
+    return 0;
 }
 
 static bool is_grpc_trailer(tg_str_t n)
@@ -342,16 +386,8 @@ static int cb_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
         nghttp2_session_consume(ng, id, len); /* nobody reads it */
         return 0;
     }
-    if (s->dlen + len > s->dcap) {
-        size_t cap = s->dcap ? s->dcap : 16384;
-        while (cap < s->dlen + len)
-            cap *= 2;
-        char *p = realloc(s->dbuf, cap);
-        if (p == NULL)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-        s->dbuf = p;
-        s->dcap = cap;
-    }
+    if (grow_dbuf(s, len) < 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     memcpy(s->dbuf + s->dlen, data, len);
     s->dlen += len;
     s->got_bytes = true;

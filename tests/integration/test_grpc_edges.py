@@ -20,6 +20,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+import h2.settings
 import pytest
 
 from conftest import wait_until
@@ -30,9 +31,13 @@ SVC = 'test.Svc'
 CANCEL = 0x8
 
 
+BIG = b'b' * 60000  # one message, within the default HTTP/2 windows of the upstream hop
+
+
 class StallingGrpc:
     """Answers every stream with 200 application/grpc and one message
-    (b'first'), then never ends it; a path ending in "Early" is ended at once
+    (b'first', or BIG for a path ending in "Big"), then never ends it; a path
+    ending in "Early" is ended at once
     (grpc-status 0), without waiting for the request body and without a
     RST_STREAM of its own. Records the RST_STREAM codes it gets."""
 
@@ -44,6 +49,7 @@ class StallingGrpc:
         self.resets = []
         self.requests = []
         self.ended = []  # streams whose request body ended (END_STREAM)
+        self.go, self.sent_all = threading.Event(), threading.Event()  # for "Two" paths
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
@@ -77,8 +83,20 @@ class StallingGrpc:
                         self.requests.append(dict(ev.headers))
                         c.send_headers(ev.stream_id, [(':status', '200'),
                                                       ('content-type', 'application/grpc')])
-                        c.send_data(ev.stream_id, grpc_frame(b'first'))
-                        if dict(ev.headers)[':path'].endswith('Early'):  # done, body or not
+                        path = dict(ev.headers)[':path']
+                        msg = grpc_frame(BIG if path.endswith(('Big', 'Two')) else b'first')
+                        if path.endswith('Two'):  # the rest once the test says so
+                            rest, msg = msg[16384:], msg[:16384]
+                            c.send_data(ev.stream_id, msg)
+                            sock.sendall(c.data_to_send())
+                            self.go.wait(10)
+                            msg = rest
+                        for i in range(0, len(msg), 16384):  # within the default frame size
+                            c.send_data(ev.stream_id, msg[i:i + 16384])
+                        if path.endswith('Two'):
+                            sock.sendall(c.data_to_send())
+                            self.sent_all.set()
+                        if path.endswith('Early'):  # done, body or not
                             c.send_headers(ev.stream_id, [('grpc-status', '0')], end_stream=True)
                     elif isinstance(ev, h2.events.DataReceived):
                         c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
@@ -135,6 +153,59 @@ def test_deadline_after_head_ends_with_grpc_status_h2(tollgate, stalling):
     assert stalling.requests[0]['grpc-timeout'] == '1S'
     # the upstream stream is cancelled, not left open
     wait_until(lambda: CANCEL in stalling.resets, timeout=10, what='RST_STREAM(CANCEL) upstream')
+
+
+def test_deadline_with_bytes_queued_for_a_slow_h2_client_still_ends_with_status(tollgate, stalling):
+    """The deadline passes while part of a message still waits for the
+    client's stream window: the client gets the bytes the gateway had queued,
+    intact, then the status in trailers, not a reset stream."""
+    gw = tollgate(cfg(stalling.addr))
+    h = H2(gw.port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1024})
+    try:
+        sid = h.request(f'/{SVC}/ServerStreamBig', method='POST', body=grpc_frame(b'x'),
+                        headers=[('content-type', 'application/grpc'), ('te', 'trailers'),
+                                 ('grpc-timeout', '1S')])
+        # read the first KiB without opening the stream window again
+        assert h.pump(timeout=10, ack=False, until=lambda: len(h.data.get(sid, b'')) >= 1024)
+        # the deadline passes and the upstream stream is cancelled while the
+        # rest of the message is still queued in the gateway
+        wait_until(lambda: CANCEL in stalling.resets, timeout=10, what='RST_STREAM(CANCEL) upstream')
+        assert sid not in h.ended and sid not in h.resets
+        h.c.increment_flow_control_window(1 << 20, stream_id=sid)
+        h.flush()
+        h.pump(timeout=10, until=lambda: sid in h.ended or sid in h.resets)
+        assert sid not in h.resets, f'stream reset ({h.resets[sid]}) instead of ended with a status'
+        got = h.data[sid]
+        # what the gateway had queued for the client arrives intact after the
+        # deadline (a prefix of the message: the rest was still upstream)
+        assert len(got) > 1024 and grpc_frame(BIG).startswith(got), len(got)
+        assert h.trailers[sid]['grpc-status'] == '4', h.trailers.get(sid)
+        assert h.trailers[sid]['grpc-message'] == 'deadline exceeded'
+    finally:
+        h.sock.close()
+
+
+def test_upstream_data_arriving_while_a_slow_h2_client_holds_earlier_bytes(tollgate, stalling):
+    """Bytes of an HTTP/2 upstream stream lent to a slow client's queue must
+    not move when more DATA arrives and the stream's buffer grows: the
+    client gets the message intact (ASan: no use after free)."""
+    gw = tollgate(cfg(stalling.addr))
+    h = H2(gw.port, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1024})
+    try:
+        sid = h.request(f'/{SVC}/ServerStreamTwo', method='POST', body=grpc_frame(b'x'),
+                        headers=[('content-type', 'application/grpc'), ('te', 'trailers')])
+        # the first 16 KiB are queued in the gateway for this client: 1 KiB came
+        assert h.pump(timeout=10, ack=False, until=lambda: len(h.data.get(sid, b'')) >= 1024)
+        stalling.go.set()  # now the rest, into the gateway's growing buffer
+        assert stalling.sent_all.wait(10)
+        h.c.increment_flow_control_window(1 << 20, stream_id=sid)
+        h.flush()
+        want = grpc_frame(BIG)
+        h.pump(timeout=10, until=lambda: len(h.data.get(sid, b'')) >= len(want) or sid in h.resets)
+        assert sid not in h.resets
+        assert h.data[sid] == want
+    finally:
+        h.sock.close()
 
 
 def test_deadline_after_head_grpc_web_trailer_frame(tollgate, stalling):
