@@ -637,7 +637,14 @@ static void op_done(void *ctx, bool ok)
     h2__queue(s);
 }
 
-static size_t queued(const h2_stream_t *s);
+/* Body bytes queued and not yet framed. */
+static size_t queued(const h2_stream_t *s)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < s->qn; i++)
+        n += s->q[i].len;
+    return n - s->qoff;
+}
 
 /* The queued slices become one copy the stream owns (a gRPC deadline ends
  * the upstream stream whose buffer they point into, while they still wait
@@ -674,14 +681,6 @@ static const tg_downstream_ops_t h2_ops = {
 };
 
 /* ---- nghttp2's side of the response body ---- */
-
-static size_t queued(const h2_stream_t *s)
-{
-    size_t n = 0;
-    for (unsigned i = 0; i < s->qn; i++)
-        n += s->q[i].len;
-    return n - s->qoff;
-}
 
 static void end_of_response(h2_stream_t *s, uint32_t *flags)
 {

@@ -390,6 +390,17 @@ class RawConn:
             data = data.encode('latin-1')
         self.sock.sendall(data)
 
+    def discard(self, n):
+        """Reads and drops body bytes until n have come after the head
+        (those already buffered count); fails if the stream ends first."""
+        got = len(self.buf)
+        self.buf = b''
+        mv = memoryview(bytearray(1 << 20))
+        while got < n:
+            k = self.sock.recv_into(mv)
+            assert k, 'stream ended early'
+            got += k
+
     def _fill(self):
         if self.eof:
             return False

@@ -176,13 +176,7 @@ def test_slow_client_stops_backend_reads(gw):
         growth = rss.growth_kb
         print(f'backend stalled after {stalled_at} bytes; gateway RSS +{growth} KiB')
         # reading again resumes the stream
-        got = len(c.buf)
-        c.buf = b''
-        mv = memoryview(bytearray(MiB))
-        while got < stalled_at + 32 * MiB:
-            k = c.sock.recv_into(mv)
-            assert k, 'stream ended early'
-            got += k
+        c.discard(stalled_at + 32 * MiB)
         assert b.stats()['progress']['slow'] > stalled_at
     assert growth < RSS_BUDGET_KB, f'RSS grew by {growth} KiB while the client did not read'
 

@@ -262,13 +262,7 @@ def test_slow_client_stops_upstream_reads(tollgate, https_backends, pki):
         wait_until(settled, timeout=60, interval=0.1, what='the backend to stall')
         stalled_at = hist[-1]
         assert stalled_at < 64 * MiB, f'backend wrote {stalled_at} bytes to a client reading none'
-        got = len(c.buf)
-        c.buf = b''
-        mv = memoryview(bytearray(MiB))
-        while got < stalled_at + 32 * MiB:
-            k = c.sock.recv_into(mv)
-            assert k, 'stream ended early'
-            got += k
+        c.discard(stalled_at + 32 * MiB)
         assert b.ctl('/_stats')['progress']['slow'] > stalled_at
 
 
